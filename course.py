@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Set up and run the course with nothing but Python >= 3.10.
+
+    python3 course.py lab     # create .venv if missing, install the course, open JupyterLab on the start page
+    python3 course.py test    # the same set-up, then the full test suite (unit tests + every notebook under nbval)
+
+Both are idempotent: the virtual environment is created once and the install is redone only when
+pyproject.toml changes. Nothing is installed outside .venv. After set-up everything runs offline.
+Extra arguments after `test` go to pytest, e.g. `python3 course.py test tests/test_checks.py -x`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+START_PAGE = "notebooks/00_start_here.ipynb"
+
+
+def venv_python() -> Path:
+    """The interpreter inside .venv (bin/ on Linux and macOS, Scripts/ on Windows)."""
+    unix = VENV / "bin" / "python"
+    return unix if unix.exists() else VENV / "Scripts" / "python.exe"
+
+
+def ensure_environment(extras: str) -> Path:
+    """Create .venv if it is missing and (re)install the course into it when pyproject.toml has changed."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"The course needs Python >= 3.10; this is {sys.version.split()[0]}.")
+    if not venv_python().exists():
+        print(f"Creating the virtual environment {VENV.relative_to(ROOT)} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    python = venv_python()
+    target = f".[{extras}]" if extras else "."
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + target.encode()).hexdigest()
+    stamp = VENV / f".installed-{extras or 'runtime'}"
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print(f"Installing the course into {VENV.relative_to(ROOT)} (pip install -e '{target}') ...", flush=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-e", target], cwd=ROOT, check=True)
+        stamp.write_text(wanted)
+    return python
+
+
+def offline_environment() -> dict[str, str]:
+    """Environment for running the course: no network look-ups, no GPU, a headless plotting backend for tests."""
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        CUDA_VISIBLE_DEVICES="",
+        PIP_NO_INDEX="1",
+        PYTHONHASHSEED="0",
+    )
+    return env
+
+
+def lab(args: list[str]) -> int:
+    python = ensure_environment(extras="")
+    command = [str(python), "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}", START_PAGE, *args]
+    return subprocess.call(command, cwd=ROOT, env=offline_environment())
+
+
+def test(args: list[str]) -> int:
+    python = ensure_environment(extras="test")
+    env = offline_environment()
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT, env=env)
+
+
+def main() -> int:
+    commands = {"lab": lab, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        return 2
+    return commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""The machinery behind the learner checks (:mod:`course_lib.checks`) and, later, the grader.
+
+A :class:`Check` knows, for one graded function: how to make seeded test cases, how to call the learner's
+function on a case, the reference answer, and the mistakes learners really make (each recognised by the wrong
+output it produces, or by a property of the output). Running a check never raises: stubs, exceptions,
+infinite loops and odd return types all end in a :class:`CheckResult` whose message a learner can act on.
+
+The steps are kept apart so that a grader can run step 2 in the learner's kernel and steps 1, 3, 4 in its
+own process: 1) make cases, 2) call the function and turn its answer into plain data, 3) compare with the
+reference, 4) diagnose.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+DEFAULT_TIME_LIMIT = 10.0  # seconds per case; the reference needs milliseconds
+
+
+@dataclass
+class Case:
+    """One input for the function being checked. ``label`` says in words what the case is about."""
+
+    label: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Output:
+    """What a returned value must look like: numpy array or torch tensor, dtype family, and a name."""
+
+    name: str = "result"
+    kind: str = "numpy"  # "numpy" or "torch"
+    dtype: str = "float"  # "float" or "bool"
+
+
+@dataclass
+class Mistake:
+    """A typical mistake: recognised when ``matches(case, got, expected)`` is true; ``message`` says what to fix."""
+
+    message: str
+    matches: Callable[[Case, Any, Any], bool]
+
+
+@dataclass
+class CheckResult:
+    """The verdict of one check, shared by the in-notebook checks and the grader."""
+
+    name: str
+    passed: bool
+    points: float
+    max_points: float
+    message: str
+    status: str  # "passed", "failed", "not-implemented", "error", "timeout"
+    shown: bool = field(default=False, repr=False)
+
+    def show(self) -> "CheckResult":
+        print(self.message)
+        self.shown = True
+        return self
+
+    def _ipython_display_(self) -> None:
+        # A check prints its verdict itself; as a cell's last value it adds nothing more.
+        if not self.shown:
+            self.show()
+
+
+class CheckTimeout(Exception):
+    """Raised inside the learner's function when it runs past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Interrupt the body after ``seconds`` (SIGALRM on the main thread; elsewhere only measured afterwards)."""
+    if seconds is None or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        start = time.perf_counter()
+        yield
+        if seconds is not None and time.perf_counter() - start > seconds:
+            raise CheckTimeout()
+        return
+
+    def on_alarm(signum, frame):
+        raise CheckTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Comparing outputs
+# ----------------------------------------------------------------------------------------------------------
+
+def to_numpy(value) -> np.ndarray:
+    """A numpy copy of an array or tensor (detached from autograd), for comparing."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def close(a, b, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Same shape and values within tolerance; NaNs only where the other has NaNs.
+
+    The tolerances accept float32 round-off (about 1e-7 relative per operation, a few dozen operations deep)
+    and any correct float64 answer, while every mistake the checks diagnose moves values by far more.
+    """
+    try:
+        a, b = to_numpy(a), to_numpy(b)
+    except Exception:
+        return False
+    if a.shape != b.shape:
+        return False
+    if a.dtype == bool or b.dtype == bool:
+        return a.dtype == b.dtype and bool(np.array_equal(a, b))
+    try:
+        return bool(np.allclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
+def like(wrong: Callable[..., Any], component: int | None = None) -> Callable[[Case, Any, Any], bool]:
+    """A mistake predicate: the learner's answer equals what ``wrong(*case.args, **case.kwargs)`` returns."""
+
+    def matches(case: Case, got, expected) -> bool:
+        try:
+            with np.errstate(all="ignore"):
+                mistaken = wrong(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+        except Exception:
+            return False
+        if component is not None:  # compare one result of a tuple, e.g. only the weights
+            if not isinstance(got, (tuple, list)) or len(got) <= component:
+                return False
+            got, mistaken = got[component], mistaken[component]
+        if isinstance(mistaken, tuple):
+            return (isinstance(got, (tuple, list)) and len(got) == len(mistaken)
+                    and all(close(g, m, rtol=1e-3, atol=1e-4) for g, m in zip(got, mistaken)))
+        return close(got, mistaken, rtol=1e-3, atol=1e-4)
+
+    return matches
+
+
+def describe_type(value) -> str:
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{type(value).__module__.split('.')[0]}.{type(value).__name__} of shape {tuple(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def structure_problem(got, spec: Output) -> str | None:
+    """Why ``got`` is not the kind of value ``spec`` asks for, or None when it is."""
+    if spec.kind == "numpy":
+        if isinstance(got, list):
+            return f"{spec.name}: you returned a Python list; return a numpy array (wrap it in np.array(...))."
+        if hasattr(got, "detach"):
+            return f"{spec.name}: you returned a torch tensor; this lesson works in numpy, return a numpy array."
+        if not isinstance(got, np.ndarray):
+            return f"{spec.name}: expected a numpy array, got {describe_type(got)}."
+    else:
+        if isinstance(got, np.ndarray):
+            return f"{spec.name}: you returned a numpy array; return a torch tensor (avoid .numpy() inside)."
+        if not hasattr(got, "detach"):
+            return f"{spec.name}: expected a torch tensor, got {describe_type(got)}."
+    if spec.dtype == "bool" and got.dtype not in (bool, np.bool_) and str(got.dtype) != "torch.bool":
+        return f"{spec.name}: expected a boolean array (True = may attend), got dtype {got.dtype}. Use dtype=bool."
+    if spec.dtype == "float" and not (np.issubdtype(to_numpy(got).dtype, np.floating)):
+        return f"{spec.name}: expected floating-point numbers, got dtype {got.dtype}."
+    return None
+
+
+def first_difference(expected, got) -> str:
+    """Where and by how much two same-shaped arrays differ, in a sentence."""
+    expected, got = to_numpy(expected).astype(np.float64), to_numpy(got).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(expected - got)
+    gap = np.where(np.isnan(gap), np.inf, gap)
+    index = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.size else ()
+    return (
+        f"largest difference {float(gap[index]):.3g} at index {tuple(int(i) for i in index)}: "
+        f"expected {float(expected[index]):.6g}, got {float(got[index]):.6g}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A check
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    """Everything needed to check one graded function against its reference."""
+
+    name: str
+    points: float
+    make_cases: Callable[[np.random.Generator], list[Case]]
+    reference: Callable[..., Any]
+    outputs: Sequence[Output] = (Output(),)
+    mistakes: Sequence[Mistake] = ()
+    error_hints: Sequence[tuple[Callable[[Case, BaseException], bool], str]] = ()
+    call: Callable[[Callable, Case], Any] | None = None  # how to call the learner's code (default fn(*args))
+    validate: Callable[[Callable], str | None] | None = None  # static checks on the function/class itself
+    extra: Callable[[Callable, Case, Any], str | None] | None = None  # further checks of one case's answer
+    what: str = ""  # what a pass verified, in words
+    time_limit: float = DEFAULT_TIME_LIMIT
+
+    # 2) call the learner's function ------------------------------------------------------------------------
+    def invoke(self, function: Callable, case: Case):
+        if self.call is not None:
+            return self.call(function, case)
+        return function(*case.args, **case.kwargs)
+
+    def expected(self, case: Case):
+        with np.errstate(all="ignore"):
+            answer = self.reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+        return answer if len(self.outputs) > 1 else (answer,)
+
+    # 3) and 4) compare and diagnose ------------------------------------------------------------------------
+    def judge(self, case: Case, got) -> str | None:
+        """None if ``got`` is right for ``case``; otherwise the diagnosis."""
+        expected = self.expected(case)
+        names = ", ".join(o.name for o in self.outputs)
+        if len(self.outputs) > 1:
+            if not isinstance(got, (tuple, list)) or len(got) != len(self.outputs):
+                if hasattr(got, "shape") and close(got, expected[0]):
+                    return f"you returned only {self.outputs[0].name}; return the tuple ({names})."
+                return f"expected a tuple ({names}), got {describe_type(got)}."
+            if len(self.outputs) == 2 and close(got[0], expected[1]) and close(got[1], expected[0]):
+                return f"your two results are swapped: return ({names}) in that order."
+            gots = tuple(got)
+        else:
+            gots = (got,)
+        # 1) the right kind of value, 2) the right values, 3) else the most specific diagnosis we have
+        for spec, have in zip(self.outputs, gots):
+            problem = structure_problem(have, spec)
+            if problem:
+                return problem
+        if all(close(want, have) for want, have in zip(expected, gots)):
+            return None
+        for mistake in self.mistakes:
+            if mistake.matches(case, got, expected if len(self.outputs) > 1 else expected[0]):
+                return mistake.message
+        for spec, want, have in zip(self.outputs, expected, gots):
+            want_np, have_np = to_numpy(want), to_numpy(have)
+            if want_np.shape != have_np.shape:
+                return f"{spec.name}: expected shape {want_np.shape}, got {have_np.shape}."
+            if np.isnan(have_np.astype(float)).any() and not np.isnan(want_np.astype(float)).any():
+                return f"{spec.name}: your answer contains NaN where every expected value is a number."
+            if not close(want_np, have_np):
+                if want_np.dtype == bool:
+                    wrong = tuple(int(i) for i in np.argwhere(want_np != have_np)[0])
+                    return (f"{spec.name}: wrong at index {wrong}: expected {bool(want_np[wrong])}, "
+                            f"got {bool(have_np[wrong])}.")
+                return f"{spec.name}: values differ from the reference; {first_difference(want_np, have_np)}."
+        return None
+
+    # the whole check ---------------------------------------------------------------------------------------
+    def run(self, function, seed: int = 0, cases: list[Case] | None = None) -> CheckResult:
+        """Check ``function`` on the cases made with ``seed``. Never raises."""
+        fail = lambda status, message: CheckResult(self.name, False, 0, self.points, f"❌ {self.name}: {message}", status)
+        if function is None or not callable(function):
+            return fail("failed", f"expected a function, got {describe_type(function)}. Pass the function itself, "
+                                  f"without calling it: check_{self.name}({self.name}).")
+        if self.validate is not None:
+            try:
+                problem = self.validate(function)
+            except NotImplementedError:
+                return fail("not-implemented", "not implemented yet: replace `raise NotImplementedError()` "
+                                               "with your code, run that cell, then this one again.")
+            except Exception as error:
+                problem = f"{type(error).__name__}: {error}"
+            if problem:
+                return fail("failed", problem)
+        cases = self.make_cases(np.random.default_rng(seed)) if cases is None else cases
+        for case in cases:
+            inputs = copy.deepcopy((case.args, case.kwargs))
+            try:
+                with time_limit(self.time_limit), np.errstate(all="ignore"):
+                    got = self.invoke(function, case)
+            except NotImplementedError:
+                return fail("not-implemented", "not implemented yet: replace `raise NotImplementedError()` "
+                                               "with your code, run that cell, then this one again.")
+            except CheckTimeout:
+                return fail("timeout", f"on {case.label}, your function ran for more than {self.time_limit:g} s "
+                                       f"(the reference takes milliseconds). Look for an endless loop.")
+            except Exception as error:  # the learner's code failed: say where and why
+                return fail("error", self.describe_error(case, error))
+            if not _same_inputs(inputs, (case.args, case.kwargs)):
+                return fail("failed", f"on {case.label}, your function changed its input arrays in place "
+                                      f"(e.g. `x -= ...`). Compute into a new array instead.")
+            problem = self.judge(case, got)
+            if problem is None and self.extra is not None:
+                problem = self.extra(function, case, got)
+            if problem:
+                return fail("failed", f"on {case.label}: {problem}")
+        verified = f" {self.what}" if self.what else ""
+        message = f"✅ {self.name}: passed {len(cases)} cases.{verified} ({self.points:g}/{self.points:g} points)"
+        return CheckResult(self.name, True, self.points, self.points, message, "passed")
+
+    def describe_error(self, case: Case, error: BaseException) -> str:
+        where = ""
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith("<ipython-input")
+                  or "ipykernel" in f.filename or f.filename.startswith("<string>")]
+        if frames:
+            where = f" (in your code: `{frames[-1].line}`)" if frames[-1].line else ""
+        message = f"on {case.label}, your code raised {type(error).__name__}: {error}{where}."
+        for applies, hint in self.error_hints:
+            try:
+                if applies(case, error):
+                    return f"{message} {hint}"
+            except Exception:
+                continue
+        return message
+
+    def __call__(self, function, seed: int = 0) -> CheckResult:
+        """Run the check and print its verdict (what the learner calls in a notebook)."""
+        return self.run(function, seed=seed).show()
+
+
+def _same_inputs(before, after) -> bool:
+    """True when the case's inputs are unchanged (the learner did not modify them in place)."""
+    flat_before, flat_after = _leaves(before), _leaves(after)
+    if len(flat_before) != len(flat_after):
+        return False
+    for a, b in zip(flat_before, flat_after):
+        if hasattr(a, "shape"):
+            if not (hasattr(b, "shape") and close(a, b, rtol=0, atol=0)):
+                return False
+    return True
+
+
+def _leaves(tree) -> list:
+    if isinstance(tree, (tuple, list)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    if isinstance(tree, dict):
+        return [leaf for key in sorted(tree) for leaf in _leaves(tree[key])]
+    return [tree]

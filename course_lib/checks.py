@@ -1,0 +1,544 @@
+"""Learner checks: ``checks.check_<function>(your_function)`` in the cell after each graded exercise.
+
+Each check runs your function on seeded cases (edge cases included), compares with the course's reference,
+and prints ✅ with what it verified or ❌ with what went wrong and the most likely cause. It never raises and
+returns a :class:`~course_lib.checking.CheckResult` (``passed``, ``points``, ``max_points``, ``message``).
+The machinery lives in :mod:`course_lib.checking`; this module holds one check per graded function, lesson
+by lesson. ``CHECKS`` maps each graded function's name to its check.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from course_lib import numpy_attention as ref
+from course_lib.checking import Case, Check, Mistake, Output, close, like
+
+CHECKS: dict[str, Check] = {}
+
+
+def _register(check: Check) -> Check:
+    CHECKS[check.name] = check
+    return check
+
+
+def _random(rng: np.random.Generator, *shape: int, dtype=np.float64) -> np.ndarray:
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _matmul_error(case: Case, error: BaseException) -> bool:
+    return isinstance(error, ValueError) and ("matmul" in str(error) or "mismatch" in str(error))
+
+
+def _rank(case: Case, position: int = 0) -> int:
+    return np.ndim(case.args[position])
+
+
+# ==========================================================================================================
+# Lesson 01: attention by hand
+# ==========================================================================================================
+
+def _softmax_cases(rng):
+    return [
+        Case("a vector of 5 scores", (_random(rng, 5),)),
+        Case("a (3, 4) matrix, softmax along each row (axis=-1)", (_random(rng, 3, 4),)),
+        Case("a (4, 4) matrix (square, so a wrong axis cannot hide behind a shape error)", (_random(rng, 4, 4),)),
+        Case("a (2, 3, 5) batch", (_random(rng, 2, 3, 5),)),
+        Case("a (3, 4) matrix with axis=0 (columns sum to 1)", (_random(rng, 3, 4),), {"axis": 0}),
+        Case("large logits [[1000, 1001, 1002]] (overflow test)", (np.array([[1000.0, 1001.0, 1002.0]]),)),
+        Case("very negative logits [[-1000, -1001, -1002]] (underflow test)", (np.array([[-1000.0, -1001.0, -1002.0]]),)),
+        Case("float32 scores of shape (2, 6)", (_random(rng, 2, 6, dtype=np.float32),)),
+    ]
+
+
+def _rows_do_not_sum_to_one(case, got, expected) -> bool:
+    axis = case.kwargs.get("axis", -1)
+    sums = np.sum(np.asarray(got, dtype=float), axis=axis)
+    return got.shape == expected.shape and not np.allclose(sums, 1.0, atol=1e-4)
+
+
+def _overflowed(case, got, expected) -> bool:
+    return np.abs(case.args[0]).max() > 100 and not np.isfinite(np.asarray(got, dtype=float)).all()
+
+
+def _softmax_no_keepdims(x, axis=-1):
+    return np.exp(x - np.max(x, axis=axis)) / np.sum(np.exp(x - np.max(x, axis=axis)), axis=axis)
+
+
+check_softmax = _register(Check(
+    name="softmax",
+    points=1,
+    make_cases=_softmax_cases,
+    reference=ref.softmax,
+    outputs=(Output("weights"),),
+    mistakes=(
+        Mistake("overflow: np.exp(1000) is inf, and inf/inf is NaN. Subtract the maximum along the axis first: "
+                "x - np.max(x, axis=axis, keepdims=True). Softmax does not change when you shift all inputs.",
+                _overflowed),
+        Mistake("you ignore the `axis` argument: with axis=0 each column must sum to 1. Pass axis=axis to np.max "
+                "and np.sum.", lambda case, got, exp: "axis" in case.kwargs and like(ref.softmax)(
+                    Case("", case.args), got, exp)),
+        Mistake("softmax over the wrong axis: with axis=-1 each row (the last axis) must sum to 1, but your "
+                "columns do. Use axis=axis in np.max and np.sum.",
+                lambda case, got, exp: np.ndim(case.args[0]) > 1 and like(lambda x, axis=-1: ref.softmax(x, axis=-2))(
+                    case, got, exp)),
+        Mistake("you divided by the sum of the whole array; divide by the sum along `axis` "
+                "(np.sum(..., axis=axis, keepdims=True)), so that each row sums to 1.",
+                like(lambda x, axis=-1: np.exp(x - x.max()) / np.exp(x - x.max()).sum())),
+        Mistake("max or sum without keepdims=True: the (rows,) result is broadcast against the columns. Use "
+                "keepdims=True so that it lines up with each row.", like(_softmax_no_keepdims)),
+        Mistake("the weights do not sum to 1 along the axis: divide the exponentials by their sum.",
+                _rows_do_not_sum_to_one),
+    ),
+    error_hints=(
+        (lambda case, error: "broadcast" in str(error),
+         "Most likely np.max or np.sum without keepdims=True: use keepdims=True so the shapes line up."),
+    ),
+    what="Rows sum to 1, any axis works, and logits of ±1000 give no overflow.",
+))
+
+
+def _scores_cases(rng):
+    return [
+        Case("queries (3, 4) and keys (5, 4)", (_random(rng, 3, 4), _random(rng, 5, 4))),
+        Case("queries (2, 8) and keys (6, 8)", (_random(rng, 2, 8), _random(rng, 6, 8))),
+        Case("square queries and keys (4, 4), (4, 4)", (_random(rng, 4, 4), _random(rng, 4, 4))),
+        Case("a batch: queries (2, 3, 4) and keys (2, 5, 4)", (_random(rng, 2, 3, 4), _random(rng, 2, 5, 4))),
+        Case("float32 queries (1, 16) and keys (7, 16)",
+             (_random(rng, 1, 16, dtype=np.float32), _random(rng, 7, 16, dtype=np.float32))),
+    ]
+
+
+def _unscaled(queries, keys):
+    return queries @ np.swapaxes(keys, -1, -2)
+
+
+_SCORES_MISTAKES = (
+    Mistake("the scores are not scaled: divide queries @ keys^T by √D, D = queries.shape[-1] (lesson 01 shows "
+            "why: unscaled scores grow with D and saturate the softmax).", like(_unscaled)),
+    Mistake("you divided by D; divide by √D (np.sqrt(queries.shape[-1])).",
+            like(lambda q, k: _unscaled(q, k) / q.shape[-1])),
+    Mistake("you scaled by the square root of the number of keys; scale by √D, D = queries.shape[-1], the "
+            "feature size.", like(lambda q, k: _unscaled(q, k) / np.sqrt(k.shape[-2]))),
+    Mistake("you scaled by the square root of the number of queries; scale by √D, D = queries.shape[-1].",
+            like(lambda q, k: _unscaled(q, k) / np.sqrt(q.shape[-2]))),
+    Mistake("keys are not transposed: you computed queries @ keys; the score of query i and key j is "
+            "queries[i] · keys[j], i.e. queries @ keys.T (keys.swapaxes(-1, -2) for a batch).",
+            like(lambda q, k: q @ k / np.sqrt(q.shape[-1]))),
+    Mistake("you multiplied element by element (queries * keys); use the matrix product queries @ keys.T.",
+            like(lambda q, k: q * k / np.sqrt(q.shape[-1]))),
+    Mistake("your rows are query-major the other way round: scores[i, j] must be query i against key j, "
+            "i.e. queries @ keys.T, not keys @ queries.T.",
+            like(lambda q, k: k @ np.swapaxes(q, -1, -2) / np.sqrt(q.shape[-1]))),
+    Mistake("you returned softmax weights; attention_scores returns the scaled scores before the softmax.",
+            like(lambda q, k: ref.softmax(ref.attention_scores(q, k)))),
+)
+
+_TRANSPOSE_HINTS = (
+    (lambda case, error: _matmul_error(case, error) and _rank(case) > 2,
+     "For a batch, keys.T reverses every axis; swap only the last two: keys.swapaxes(-1, -2)."),
+    (_matmul_error, "The inner sizes must match: transpose keys (keys.T) so that (T, D) @ (D, S) gives (T, S)."),
+)
+
+check_attention_scores = _register(Check(
+    name="attention_scores",
+    points=1,
+    make_cases=_scores_cases,
+    reference=ref.attention_scores,
+    outputs=(Output("scores"),),
+    mistakes=_SCORES_MISTAKES,
+    error_hints=_TRANSPOSE_HINTS,
+    what="Shape (..., T, S), keys transposed, scaled by 1/√D, batches work.",
+))
+
+
+def _attention_cases(rng):
+    return [
+        Case("queries (3, 4), keys (5, 4), values (5, 2)", (_random(rng, 3, 4), _random(rng, 5, 4), _random(rng, 5, 2))),
+        Case("square: queries, keys (4, 4), values (4, 4)", (_random(rng, 4, 4), _random(rng, 4, 4), _random(rng, 4, 4))),
+        Case("a batch: queries (2, 3, 6), keys (2, 7, 6), values (2, 7, 3)",
+             (_random(rng, 2, 3, 6), _random(rng, 2, 7, 6), _random(rng, 2, 7, 3))),
+        Case("one query, one key: (1, 5), (1, 5), (1, 3)", (_random(rng, 1, 5), _random(rng, 1, 5), _random(rng, 1, 3))),
+        Case("float32: queries (3, 8), keys (4, 8), values (4, 8)",
+             (_random(rng, 3, 8, dtype=np.float32), _random(rng, 4, 8, dtype=np.float32), _random(rng, 4, 8, dtype=np.float32))),
+    ]
+
+
+def _attend(scores, values, mask=None, axis=-1):
+    """Attention from given (possibly wrong) scores: how each mistake below produces its output."""
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    weights = ref.softmax(scores, axis=axis)
+    return weights @ values, weights
+
+
+_ATTENTION_MISTAKES = (
+    Mistake("the scores are not scaled by 1/√D before the softmax (D = queries.shape[-1]).",
+            like(lambda q, k, v, mask=None: _attend(_unscaled(q, k), v, mask))),
+    Mistake("softmax over the wrong axis: each query's weights (a row, axis=-1) must sum to 1; yours sum to 1 "
+            "down the columns (over queries).",
+            like(lambda q, k, v, mask=None: _attend(ref.attention_scores(q, k), v, mask, axis=-2))),
+    Mistake("the softmax is missing: weights must be softmax(scores), positive and summing to 1 per query.",
+            like(lambda q, k, v, mask=None: (ref.attention_scores(q, k) @ v, ref.attention_scores(q, k)))),
+    Mistake("keys are not transposed in the scores: use queries @ keys.T (keys.swapaxes(-1, -2) for a batch).",
+            like(lambda q, k, v, mask=None: _attend(q @ k / np.sqrt(q.shape[-1]), v, mask))),
+)
+
+check_scaled_dot_product_attention = _register(Check(
+    name="scaled_dot_product_attention",
+    points=2,
+    make_cases=_attention_cases,
+    reference=ref.scaled_dot_product_attention,
+    outputs=(Output("output"), Output("weights")),
+    mistakes=_ATTENTION_MISTAKES,
+    error_hints=(
+        (lambda case, error: _matmul_error(case, error) and "values" not in str(error),
+         "Check the order of the products: scores = queries @ keys^T (T, S); output = weights @ values (T, Dv)."),
+    ),
+    what="Returns (output (..., T, Dv), weights (..., T, S)); weights are a softmax over keys of scaled scores.",
+))
+
+
+# ==========================================================================================================
+# Lesson 02: masks and numerical stability
+# ==========================================================================================================
+
+check_causal_mask = _register(Check(
+    name="causal_mask",
+    points=1,
+    make_cases=lambda rng: [Case(f"n={n}", (n,)) for n in (1, 2, 4, int(rng.integers(5, 9)))],
+    reference=ref.causal_mask,
+    outputs=(Output("mask", dtype="bool"),),
+    mistakes=(
+        Mistake("the meaning is reversed: in this course True = may attend, so query i sees keys j <= i "
+                "(the lower triangle and the diagonal are True).", like(lambda n: ~ref.causal_mask(n))),
+        Mistake("the diagonal is missing: a token may attend to itself (j <= i, not j < i). Use np.tril(..., k=0).",
+                like(lambda n: np.tril(np.ones((n, n), dtype=bool), k=-1))),
+        Mistake("you built the upper triangle: row i is query i, and it may see keys j <= i, which is the lower "
+                "triangle (np.tril).", like(lambda n: np.triu(np.ones((n, n), dtype=bool)))),
+    ),
+    what="Boolean (n, n), True on and below the diagonal.",
+))
+
+
+def _padding_cases(rng):
+    return [
+        Case("lengths [3, 1, 4] and n=4", (np.array([3, 1, 4]), 4)),
+        Case("lengths [2, 5] and n=6", (np.array([2, 5]), 6)),
+        Case("lengths given as a Python list [1, 2, 3] and n=3", ([1, 2, 3], 3)),
+        Case("a sequence of length 0: lengths [0, 2] and n=2", (np.array([0, 2]), 2)),
+        Case("random lengths", (rng.integers(0, 8, size=5), 7)),
+    ]
+
+
+check_padding_mask = _register(Check(
+    name="padding_mask",
+    points=1,
+    make_cases=_padding_cases,
+    reference=ref.padding_mask,
+    outputs=(Output("mask", dtype="bool"),),
+    mistakes=(
+        Mistake("the meaning is reversed: True must mark real tokens (which may be attended), False the padding.",
+                like(lambda lengths, n: ~ref.padding_mask(lengths, n))),
+        Mistake("off by one: a sequence of length L has real tokens at positions 0 … L-1, so use "
+                "position < length, not <=.",
+                like(lambda lengths, n: np.arange(n)[None, :] <= np.asarray(lengths)[:, None])),
+        Mistake("the mask is transposed: it must be (B, n), one row per sequence.",
+                like(lambda lengths, n: ref.padding_mask(lengths, n).T)),
+    ),
+    what="Boolean (B, n), True for the first `length` positions of each row, lists accepted.",
+))
+
+
+def _masked_attention_cases(rng):
+    lengths = np.array([4, 2, 0])
+    return [
+        Case("a causal (4, 4) mask", (_random(rng, 4, 3), _random(rng, 4, 3), _random(rng, 4, 2), ref.causal_mask(4))),
+        Case("a padding mask of shape (B=2, 1, S=5) broadcast over queries",
+             (_random(rng, 2, 3, 4), _random(rng, 2, 5, 4), _random(rng, 2, 5, 2),
+              ref.padding_mask([5, 2], 5)[:, None, :])),
+        Case("padding and causal combined, with an all-padding sequence (its rows are fully masked)",
+             (_random(rng, 3, 4, 2), _random(rng, 3, 4, 2), _random(rng, 3, 4, 3), ref.attention_mask(lengths, 4, True))),
+        Case("a mask whose second row is all False (that query may attend to nothing)",
+             (_random(rng, 3, 4), _random(rng, 4, 4), _random(rng, 4, 2),
+              np.array([[1, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=bool))),
+        Case("an all-True mask (same as no mask)",
+             (_random(rng, 3, 4), _random(rng, 5, 4), _random(rng, 5, 2), np.ones((3, 5), dtype=bool))),
+    ]
+
+
+def _masked_after_softmax(q, k, v, mask):
+    weights = ref.softmax(ref.attention_scores(q, k)) * mask
+    return weights @ v, weights
+
+
+def _large_negative(q, k, v, mask):
+    weights = ref.softmax(np.where(mask, ref.attention_scores(q, k), -1e9))
+    return weights @ v, weights
+
+
+def _nan_rows(q, k, v, mask):
+    scores = np.where(mask, ref.attention_scores(q, k), -np.inf)
+    exps = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = exps / exps.sum(axis=-1, keepdims=True)
+    return weights @ v, weights
+
+
+def _has_fully_masked_row(case) -> bool:
+    return not np.broadcast_to(case.args[3], ref.attention_scores(case.args[0], case.args[1]).shape).any(-1).all()
+
+
+check_masked_attention = _register(Check(
+    name="masked_attention",
+    points=2,
+    make_cases=_masked_attention_cases,
+    reference=ref.scaled_dot_product_attention,
+    outputs=(Output("output"), Output("weights")),
+    mistakes=(
+        Mistake("the mask's meaning is reversed: True = may attend, so keep the scores where mask is True and set "
+                "them to -inf where it is False: np.where(mask, scores, -np.inf).",
+                lambda case, got, exp: like(ref.scaled_dot_product_attention)(
+                    Case("", case.args[:3] + (~case.args[3],)), got, exp)),
+        Mistake("the mask is applied after the softmax: masked weights are 0 but the rest no longer sum to 1. "
+                "Mask the scores (set them to -inf) before the softmax.", like(_masked_after_softmax)),
+        Mistake("a query whose keys are all masked gives NaN (exp(-inf - -inf) = exp(nan)). The course follows "
+                "torch >= 2.5: such a row gets zero weights and a zero output. Detect rows with no True in the "
+                "mask (mask.any(axis=-1)) and set them to 0.",
+                lambda case, got, exp: _has_fully_masked_row(case) and like(_nan_rows)(case, got, exp)),
+        Mistake("a query whose keys are all masked gets uniform weights: with a large negative number (or -inf "
+                "after a max shift) instead of a special case, nothing-to-attend-to becomes 'attend to every "
+                "key equally'. The course follows torch >= 2.5: such a row gets zero weights and a zero output.",
+                lambda case, got, exp: _has_fully_masked_row(case) and like(_large_negative)(case, got, exp)),
+        Mistake("NaN everywhere: multiplying the mask by -inf gives 0 * -inf = NaN at the allowed positions. Use "
+                "np.where(mask, scores, -np.inf) instead of arithmetic with -inf.",
+                lambda case, got, exp: all(np.isnan(np.asarray(g, dtype=float)).all() for g in got)),
+        *_ATTENTION_MISTAKES,
+    ),
+    error_hints=(
+        (lambda case, error: "broadcast" in str(error),
+         "The mask must broadcast against the scores (..., T, S): a padding mask (B, S) needs a query axis, "
+         "mask[:, None, :]."),
+    ),
+    what="Masked keys get weight 0, the rest sum to 1, broadcast masks work, fully masked rows give zeros.",
+))
+
+
+# ==========================================================================================================
+# Lesson 03: self-attention in PyTorch
+# ==========================================================================================================
+
+def _tensor(rng: np.random.Generator, *shape: int, dtype: str = "float32"):
+    import torch
+
+    return torch.from_numpy(rng.standard_normal(shape)).to(getattr(torch, dtype))
+
+
+def _sdpa_cases(rng):
+    import torch
+
+    mask = torch.from_numpy(rng.random((4, 6)) < 0.6)
+    mask[2] = False  # query 2 may attend to nothing
+    additive = torch.zeros(4, 6)
+    additive[:, 4:] = float("-inf")
+    additive[:, 0] = 1.5  # an additive mask may also hold a bias
+    grad_inputs = [_tensor(rng, 2, 3, 4).requires_grad_() for _ in range(3)]
+    return [
+        Case("query (2, 3, 4), key (2, 5, 4), value (2, 5, 3), no mask", (_tensor(rng, 2, 3, 4), _tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 3))),
+        Case("4-D with heads: (B=2, H=3, T=4, D=8), S=6",
+             (_tensor(rng, 2, 3, 4, 8), _tensor(rng, 2, 3, 6, 8), _tensor(rng, 2, 3, 6, 8))),
+        Case("a boolean attn_mask (4, 6) with one fully masked row (True = may attend)",
+             (_tensor(rng, 1, 4, 5), _tensor(rng, 1, 6, 5), _tensor(rng, 1, 6, 2)), {"attn_mask": mask}),
+        Case("an additive float attn_mask (4, 6) holding 0, 1.5 and -inf",
+             (_tensor(rng, 2, 4, 5), _tensor(rng, 2, 6, 5), _tensor(rng, 2, 6, 2)), {"attn_mask": additive}),
+        Case("is_causal=True with T = S = 5", (_tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 4)),
+             {"is_causal": True}),
+        Case("float64 inputs (3, 7), (4, 7), (4, 2)",
+             (_tensor(rng, 3, 7, dtype="float64"), _tensor(rng, 4, 7, dtype="float64"), _tensor(rng, 4, 2, dtype="float64"))),
+        Case("inputs that require gradients (autograd must flow through)", tuple(grad_inputs)),
+    ]
+
+
+def _torch_variant(scale=True, axis=-1, reverse_bool=False, multiply_float=False, ignore_causal=False,
+                   upper_causal=False, nan_rows=False):
+    """Attention as a learner might get it wrong; each flag is one mistake."""
+
+    def attend(query, key, value, attn_mask=None, is_causal=False):
+        import torch
+
+        from course_lib.attention import masked_softmax
+
+        scores = query @ key.transpose(-2, -1)  # (..., T, S)
+        if scale:
+            scores = scores / query.shape[-1] ** 0.5
+        if is_causal and not ignore_causal:
+            ones = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool)
+            attn_mask = ones.triu() if upper_causal else ones.tril()  # (T, S)
+        if attn_mask is not None and attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(attn_mask if reverse_bool else ~attn_mask, float("-inf"))
+        elif attn_mask is not None:
+            scores = scores * attn_mask if multiply_float else scores + attn_mask
+        weights = torch.softmax(scores, dim=axis) if (nan_rows or axis != -1) else masked_softmax(scores)
+        return weights @ value, weights
+
+    return attend
+
+
+_TORCH_ATTENTION_MISTAKES = (
+    Mistake("the boolean mask's meaning is reversed: in torch's convention True = may attend; fill the scores "
+            "with -inf where the mask is False: scores.masked_fill(~attn_mask, float('-inf')).",
+            like(_torch_variant(reverse_bool=True))),
+    Mistake("a float attn_mask is added to the scores (it holds 0 or -inf, or a bias), not multiplied.",
+            like(_torch_variant(multiply_float=True))),
+    Mistake("is_causal=True is ignored: build the (T, S) lower-triangular mask (torch.ones(T, S).tril()) and "
+            "use it.", lambda case, got, exp: case.kwargs.get("is_causal") and like(_torch_variant(ignore_causal=True))(case, got, exp)),
+    Mistake("your causal mask lets queries see the future: query i may attend keys j <= i (lower triangle, "
+            ".tril()), not j >= i.", like(_torch_variant(upper_causal=True))),
+    Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_torch_variant(scale=False))),
+    Mistake("softmax over the wrong dimension: each query's weights (dim=-1) must sum to 1.",
+            like(_torch_variant(axis=-2))),
+    Mistake("a query whose keys are all masked gives NaN. Like torch >= 2.5, such a row must get zero weights "
+            "and a zero output: after the softmax, replace those rows by 0 (e.g. torch.where on "
+            "attn_mask.any(-1)), or divide by a total that is never 0.",
+            lambda case, got, exp: any(np.isnan(np.asarray(g.detach(), dtype=float)).any() for g in got)
+            and like(_torch_variant(nan_rows=True))(case, got, exp)),
+)
+
+
+def _check_autograd(function, case, got) -> str | None:
+    """For inputs that require grad: the output must be part of the autograd graph, with finite gradients."""
+    if not case.args[0].requires_grad:
+        return None
+    output = got[0]
+    if not getattr(output, "requires_grad", False):
+        return ("your output is not connected to autograd (requires_grad is False): avoid .detach(), .numpy() "
+                "and torch.tensor(...) on intermediate results, so that training can backpropagate.")
+    query = case.args[0]
+    query.grad = None
+    output.sum().backward()
+    if query.grad is None or not bool(query.grad.isfinite().all()):
+        return "the gradient with respect to query is missing or not finite."
+    return None
+
+
+def _sdpa_reference(*args, **kwargs):
+    from course_lib.attention import scaled_dot_product_attention
+
+    return scaled_dot_product_attention(*args, **kwargs)
+
+
+check_sdpa = _register(Check(
+    name="sdpa",
+    points=2,
+    make_cases=_sdpa_cases,
+    reference=_sdpa_reference,
+    outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
+    mistakes=_TORCH_ATTENTION_MISTAKES,
+    error_hints=(
+        (lambda case, error: "must match the size" in str(error) or "mat1 and mat2" in str(error),
+         "Transpose only the last two dimensions of key: key.transpose(-2, -1) (key.T reverses all of them)."),
+    ),
+    extra=_check_autograd,
+    what="Matches torch's conventions: boolean and additive masks, is_causal, batches and heads, float64, "
+         "zero rows when fully masked, and gradients flow.",
+))
+
+
+def _self_attention_cases(rng):
+    import torch
+
+    cases = []
+    for label, d_model, d_head, batch, length, mask in (
+        ("d_model=8, d_head=4, x (2, 5, 8)", 8, 4, 2, 5, None),
+        ("d_model=6, d_head=6, x (1, 3, 6)", 6, 6, 1, 3, None),
+        ("d_model=8, d_head=2, x (2, 4, 8) with a causal attn_mask", 8, 2, 2, 4, torch.ones(4, 4, dtype=torch.bool).tril()),
+    ):
+        weights = {name: _tensor(rng, d_head, d_model) / d_model ** 0.5 for name in ("query", "key", "value")}
+        cases.append(Case(label, (d_model, d_head, weights, _tensor(rng, batch, length, d_model), mask)))
+    return cases
+
+
+def _run_module(cls, d_model, d_head, weights, x, mask):
+    """Build ``cls(d_model, d_head)``, load the given projection weights, and run it on ``x``."""
+    import torch
+
+    module = cls(d_model, d_head)
+    with torch.no_grad():
+        for name, weight in weights.items():
+            getattr(module, name).weight.copy_(weight)
+    return module(x) if mask is None else module(x, attn_mask=mask)
+
+
+def _self_attention_reference(d_model, d_head, weights, x, mask):
+    from course_lib.attention import SelfAttention
+
+    return _run_module(SelfAttention, d_model, d_head, weights, x, mask)
+
+
+def _self_attention_variant(**mistake):
+    attend = _torch_variant(**mistake)
+
+    def run(d_model, d_head, weights, x, mask):
+        projected = [x @ weights[name].T for name in ("query", "key", "value")]  # 3 x (B, T, D)
+        return attend(*projected, attn_mask=mask)[0]
+
+    return run
+
+
+def _validate_self_attention(cls) -> str | None:
+    from torch import nn
+
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return "SelfAttention must be a class that subclasses nn.Module."
+    try:
+        module = cls(8, 4)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        return f"SelfAttention(d_model=8, d_head=4) raised {type(error).__name__}: {error}."
+    for name in ("query", "key", "value"):
+        layer = getattr(module, name, None)
+        if not isinstance(layer, nn.Linear):
+            return (f"SelfAttention(8, 4).{name} should be an nn.Linear(d_model, d_head, bias=False), "
+                    f"got {describe_attribute(layer)}. The check loads weights into query, key and value.")
+        if tuple(layer.weight.shape) != (4, 8):
+            return (f"SelfAttention(8, 4).{name} maps {layer.in_features} -> {layer.out_features} features; "
+                    f"it should map d_model=8 -> d_head=4: nn.Linear(d_model, d_head, bias=False).")
+        if layer.bias is not None:
+            return f"SelfAttention(8, 4).{name} has a bias; the lesson's projections have none: bias=False."
+    return None
+
+
+def describe_attribute(value) -> str:
+    return "nothing (no such attribute)" if value is None else type(value).__name__
+
+
+check_SelfAttention = _register(Check(
+    name="SelfAttention",
+    points=2,
+    make_cases=_self_attention_cases,
+    reference=_self_attention_reference,
+    call=lambda cls, case: _run_module(cls, *case.args),
+    outputs=(Output("output", kind="torch"),),
+    mistakes=(
+        Mistake("you scaled by √d_model; the scores are dot products of d_head-sized vectors, so scale by "
+                "√d_head.", lambda case, got, exp: case.args[0] != case.args[1] and close_to_scaled(case, got)),
+        Mistake("the scores are not scaled by 1/√d_head.", like(_self_attention_variant(scale=False))),
+        Mistake("softmax over the wrong dimension: each query's weights (dim=-1) must sum to 1.",
+                like(_self_attention_variant(axis=-2))),
+        Mistake("attn_mask is ignored: pass it on to your attention function.",
+                lambda case, got, exp: case.args[4] is not None and like(_self_attention_variant())(
+                    Case("", case.args[:4] + (None,)), got, exp)),
+        Mistake("the mask's meaning is reversed: True = may attend.", like(_self_attention_variant(reverse_bool=True))),
+    ),
+    validate=_validate_self_attention,
+    what="Projections query/key/value are nn.Linear(d_model, d_head, bias=False); output (B, T, d_head) "
+         "equals the reference with the same weights, with and without a mask.",
+))
+
+
+def close_to_scaled(case, got) -> bool:
+    """The output one gets when dividing the scores by sqrt(d_model) instead of sqrt(d_head)."""
+    d_model, d_head, weights, x, mask = case.args
+    rescaled = {name: w for name, w in weights.items()}
+    factor = (d_head / d_model) ** 0.5  # scores * factor == scores / sqrt(d_model) * sqrt(d_head)
+    rescaled["query"] = weights["query"] * factor
+    return like(_self_attention_reference)(Case("", (d_model, d_head, rescaled, x, mask)), got, None)
