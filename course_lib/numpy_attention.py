@@ -91,3 +91,26 @@ def attention_mask(lengths, n: int, causal: bool = False) -> np.ndarray:
     if not causal:
         return np.broadcast_to(keys_allowed, (len(keys_allowed), n, n))  # (B, n, n)
     return keys_allowed & causal_mask(n)[None, :, :]  # (B, n, n)
+
+
+def softmax_saturation(dims=(2, 8, 32, 128, 512), num_keys: int = 16, trials: int = 400, seed: int = 0) -> dict:
+    """Lesson 01's experiment: how peaked softmax(q . k) gets as the dimension d grows, with and without 1/sqrt(d).
+
+    q and k have independent standard-normal entries, so q . k has variance d. For each d it returns the
+    measured variance of the scores and the mean largest weight and mean entropy (in nats) of the softmax,
+    unscaled and scaled. Uniform weights over ``num_keys`` keys have entropy log(num_keys); one-hot has 0.
+    """
+    rng = np.random.default_rng(seed)
+    result = {name: [] for name in ("dims", "variance", "max_unscaled", "max_scaled", "entropy_unscaled", "entropy_scaled")}
+    for d in dims:
+        queries = rng.standard_normal((trials, 1, d))  # (N, 1, d): one query per trial
+        keys = rng.standard_normal((trials, num_keys, d))  # (N, S, d)
+        raw = (queries @ np.swapaxes(keys, -1, -2))[:, 0]  # (N, S): unscaled dot products
+        result["dims"].append(d)
+        result["variance"].append(float(raw.var()))
+        for label, scores in (("unscaled", raw), ("scaled", raw / np.sqrt(d))):
+            weights = softmax(scores)  # (N, S)
+            entropy = -np.sum(weights * np.log(np.clip(weights, 1e-300, None)), axis=-1)  # (N,)
+            result[f"max_{label}"].append(float(weights.max(axis=-1).mean()))
+            result[f"entropy_{label}"].append(float(entropy.mean()))
+    return {name: np.array(values) for name, values in result.items()}

@@ -1,0 +1,195 @@
+"""Widgets for the lessons: a pure function computes what to draw, a thin builder wires ipywidgets to it.
+
+The ``*_view`` functions take the widgets' values and return plain data (unit-tested headlessly); each
+explorer draws its figure once and its ``update`` puts a new view into it; ``interactive_figure`` wires the
+controls to ``update``.
+Only ipywidgets and matplotlib: no CDN, no custom JavaScript, so everything works offline in JupyterLab.
+"""
+from __future__ import annotations
+
+import io
+import time
+from typing import Callable
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from course_lib import numpy_attention, plots, trophy
+
+
+def new_figure(ncols: int = 1, width: float = 5.0, height: float = 4.0, dpi: int = 80):
+    """A figure outside pyplot (so the notebook does not show it by itself) that renders to PNG with Agg."""
+    figure = Figure(figsize=(width * ncols, height), dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure, [figure.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
+
+def render_png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.canvas.print_png(buffer)
+    return buffer.getvalue()
+
+
+def interactive_figure(figure, update: Callable[..., None], **controls):
+    """A box of ``controls`` above ``figure``; on every change ``update(**values)`` edits the figure in place.
+
+    The figure is drawn once and only its data change (bar heights, image pixels, titles), then it is
+    rendered to a PNG shown in an ``ipywidgets.Image``: no re-layout, so updates stay fast. The box gets a
+    ``refresh()`` method and ``last_seconds`` (how long the last update took, rendering included).
+    """
+    import ipywidgets as widgets
+
+    image = widgets.Image(format="png")
+    box = widgets.VBox([widgets.HBox(list(controls.values())), image])
+
+    def refresh(change=None):
+        start = time.perf_counter()
+        update(**{name: control.value for name, control in controls.items()})
+        image.value = render_png(figure)
+        box.last_seconds = time.perf_counter() - start
+
+    for control in controls.values():
+        control.observe(refresh, names="value")
+    box.refresh, box.controls, box.figure = refresh, controls, figure
+    refresh()
+    return box
+
+
+def time_updates(box, control: str, values) -> float:
+    """Median seconds per redraw when ``box.controls[control]`` steps through ``values``."""
+    seconds = []
+    for value in values:
+        box.controls[control].value = value
+        seconds.append(box.last_seconds)
+    return float(np.median(seconds))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lesson 01: which words does a query attend to?
+# ----------------------------------------------------------------------------------------------------------
+
+def attention_view(sentence: str = "big", query: int | str = "it", temperature: float = 1.0,
+                   step: str = "resolve") -> dict:
+    """Weights of the trophy example for one sentence, one query (token or position) and a temperature."""
+    result = trophy.resolve(sentence, temperature=temperature)
+    tokens = result["tokens"]
+    weights = result[f"{step}_weights"]  # (T, T)
+    row = tokens.index(query) if isinstance(query, str) else int(query)
+    return {"tokens": tokens, "weights": weights, "row": row, "query_weights": weights[row],
+            "top": tokens[int(np.argmax(weights[row]))]}
+
+
+def attention_explorer():
+    """Lesson 01 widget: pick the sentence, the query token, a temperature and the step."""
+    import ipywidgets as widgets
+
+    tokens = trophy.SENTENCES["big"]
+    figure, (bars_ax, heat_ax) = new_figure(2, width=5.5, height=4.2)
+    first = attention_view()
+    bars = plots.weight_bars(bars_ax, first["query_weights"], tokens)
+    heatmap = plots.attention_heatmap(heat_ax, first["weights"], tokens, tokens, title="every query's weights")
+    row_lines = [heat_ax.axhline(0, color="white", linewidth=1.5) for _ in range(2)]
+    figure.tight_layout()
+
+    def update(sentence, query, temperature, step):
+        view = attention_view(sentence, query, temperature, step)
+        plots.set_bars(bars, view["query_weights"], highlight=int(np.argmax(view["query_weights"])))
+        bars_ax.set_title(f"'{view['tokens'][view['row']]}' attends most to '{view['top']}'")
+        for ax in (bars_ax, heat_ax):  # the last word is "big" or "small"
+            ax.set_xticks(range(len(view["tokens"])), view["tokens"], rotation=90)
+        heat_ax.set_yticks(range(len(view["tokens"])), view["tokens"])
+        heatmap.set_data(view["weights"])
+        for line, y in zip(row_lines, (view["row"] - 0.5, view["row"] + 0.5)):
+            line.set_ydata([y, y])
+
+    return interactive_figure(
+        figure, update,
+        sentence=widgets.ToggleButtons(options=[("…too big", "big"), ("…too small", "small")], value="big"),
+        query=widgets.Dropdown(options=[(t, i) for i, t in enumerate(tokens)], value=tokens.index("it"),
+                               description="query"),
+        temperature=widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="temperature"),
+        step=widgets.ToggleButtons(options=[("1: describe", "describe"), ("2: resolve", "resolve")], value="resolve"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lesson 02: masks
+# ----------------------------------------------------------------------------------------------------------
+
+def mask_view(lengths=(6, 4, 2), sequence: int = 1, causal: bool = True, seed: int = 0, max_length: int = 6) -> dict:
+    """Scores, mask and weights of one sequence in a batch padded to ``max_length``, causal or not."""
+    n = max_length
+    rng = np.random.default_rng(seed)
+    queries = rng.standard_normal((len(lengths), n, 4))  # (B, n, D)
+    keys = rng.standard_normal((len(lengths), n, 4))  # (B, n, D)
+    mask = numpy_attention.attention_mask(lengths, n, causal=causal)  # (B, n, n)
+    scores = numpy_attention.attention_scores(queries, keys)  # (B, n, n)
+    _, weights = numpy_attention.scaled_dot_product_attention(queries, keys, keys, mask)  # (B, n, n)
+    masked_scores = np.where(mask, scores, -np.inf)  # (B, n, n)
+    return {"mask": mask[sequence], "masked_scores": masked_scores[sequence], "weights": weights[sequence],
+            "length": int(lengths[sequence]), "fully_masked_rows": int((~mask[sequence].any(-1)).sum())}
+
+
+def mask_explorer(max_length: int = 6):
+    """Lesson 02 widget: toggle causal, slide the three sequences' lengths, pick which one to look at."""
+    import ipywidgets as widgets
+
+    figure, axes = new_figure(3, width=4.0, height=3.8)
+    labels = [str(i) for i in range(max_length)]
+    empty = np.zeros((max_length, max_length))
+    images = [
+        plots.attention_heatmap(axes[0], empty, labels, labels, title="mask (yellow = may attend)"),
+        plots.attention_heatmap(axes[1], empty, labels, labels, title="scores (blank = -inf)", vmax=None, cmap="coolwarm"),
+        plots.attention_heatmap(axes[2], empty, labels, labels, title="weights"),
+    ]
+    images[1].set_clim(-2.5, 2.5)
+    figure.tight_layout()
+
+    def update(causal, sequence, length_0, length_1, length_2):
+        lengths = (length_0, length_1, length_2)
+        view = mask_view(lengths, sequence, causal, max_length=max_length)
+        images[0].set_data(view["mask"].astype(float))
+        images[1].set_data(np.where(np.isfinite(view["masked_scores"]), view["masked_scores"], np.nan))
+        images[2].set_data(view["weights"])
+        axes[0].set_title(f"mask: sequence {sequence}, length {view['length']}")
+        axes[2].set_title(f"weights ({view['fully_masked_rows']} all-zero rows)")
+
+    sliders = {f"length_{i}": widgets.IntSlider(value=v, min=0, max=max_length, description=f"length {i}")
+               for i, v in enumerate((6, 4, 2))}
+    return interactive_figure(
+        figure, update,
+        causal=widgets.Checkbox(value=True, description="causal"),
+        sequence=widgets.Dropdown(options=[0, 1, 2], value=1, description="sequence"),
+        **sliders,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lesson 03: attention sharpening while a model trains
+# ----------------------------------------------------------------------------------------------------------
+
+def training_view(history: dict, index: int) -> dict:
+    """The recorded attention map and accuracy at one recorded training step."""
+    return {"step": history["steps"][index], "weights": history["weights"][index],
+            "accuracy": history["accuracy"][index], "labels": history["labels"]}
+
+
+def training_explorer(history: dict):
+    """Lesson 03 widget: a slider over the training steps at which attention maps were recorded."""
+    import ipywidgets as widgets
+
+    figure, (ax,) = new_figure(1, width=6.0, height=4.2)
+    image = plots.attention_heatmap(ax, history["weights"][0], history["labels"], history["labels"])
+    figure.tight_layout()
+
+    def update(index):
+        view = training_view(history, index)
+        image.set_data(view["weights"])
+        ax.set_title(f"step {view['step']}: test accuracy {view['accuracy']:.0%}")
+
+    return interactive_figure(
+        figure, update,
+        index=widgets.IntSlider(value=len(history["steps"]) - 1, min=0, max=len(history["steps"]) - 1,
+                                description="recording"),
+    )
