@@ -1,0 +1,15 @@
+"""course_lib: the shared library of the course "Self-Attention from Scratch".
+
+Modules mirror the lessons:
+
+* :mod:`course_lib.numpy_attention` — lessons 01-02, attention and masks by hand in numpy;
+* :mod:`course_lib.trophy` — the running example, hand-built embeddings that resolve "it";
+* :mod:`course_lib.attention` — lesson 03 onwards, attention in PyTorch (proven equal to torch's own);
+* :mod:`course_lib.toy_tasks` — small synthetic tasks that train on a CPU in seconds;
+
+and the machinery: :mod:`course_lib.checks` (learner checks) on :mod:`course_lib.checking`,
+:mod:`course_lib.release` (exercises from solutions), :mod:`course_lib.widgets` and :mod:`course_lib.plots`,
+:mod:`course_lib.validation` (clear errors for bad input).
+"""
+
+__version__ = "0.1.0"

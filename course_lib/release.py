@@ -125,6 +125,13 @@ def release(solutions_dir: Path = ROOT / "solutions", exercises_dir: Path = ROOT
             for path in sources}
 
 
+def stored_outputs(path: Path) -> list[str]:
+    """The cells of a notebook file that carry outputs or execution counts (the course stores notebooks clean)."""
+    notebook = read_notebook(path)
+    return [cell_name(path, index, cell) for index, cell in enumerate(notebook.cells)
+            if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)]
+
+
 def stale_exercises(solutions_dir: Path = ROOT / "solutions", exercises_dir: Path = ROOT / "exercises") -> list[str]:
     """Which exercise notebooks differ from what ``release`` generates (missing, changed or extra)."""
     wanted = release(solutions_dir, exercises_dir)

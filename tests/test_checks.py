@@ -1,0 +1,483 @@
+"""The learner checks: pass the reference and the solutions, fail the stubs, diagnose typical mistakes,
+accept correct solutions written differently, and never raise whatever the learner's code does."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import graded_functions
+from course_lib import attention, checks
+from course_lib import numpy_attention as ref
+from course_lib.checking import Case, Check, CheckResult
+
+REFERENCES = {
+    "softmax": ref.softmax,
+    "attention_scores": ref.attention_scores,
+    "scaled_dot_product_attention": ref.scaled_dot_product_attention,
+    "causal_mask": ref.causal_mask,
+    "padding_mask": ref.padding_mask,
+    "masked_attention": ref.scaled_dot_product_attention,
+    "sdpa": attention.scaled_dot_product_attention,
+    "SelfAttention": attention.SelfAttention,
+}
+
+
+@pytest.fixture(scope="module")
+def solved():
+    return graded_functions("solutions")
+
+
+@pytest.fixture(scope="module")
+def blank():
+    return graded_functions("exercises")
+
+
+def test_every_check_has_a_reference_here():
+    assert set(REFERENCES) == set(checks.CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(checks.CHECKS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_check_passes_the_reference(name, seed):
+    result = checks.CHECKS[name].run(REFERENCES[name], seed=seed)
+    assert result.passed, result.message
+    assert result.points == result.max_points == checks.CHECKS[name].points
+    assert result.message.startswith(f"✅ {name}")
+
+
+@pytest.mark.parametrize("name", sorted(checks.CHECKS))
+def test_check_passes_the_solutions_notebook(name, solved):
+    result = checks.CHECKS[name].run(solved[name], seed=3)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("name", sorted(checks.CHECKS))
+def test_check_fails_the_blank_exercise_with_not_implemented(name, blank):
+    result = checks.CHECKS[name].run(blank[name])
+    assert (result.passed, result.points, result.status) == (False, 0, "not-implemented")
+    assert "not implemented yet" in result.message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Typical mistakes, each with the diagnosis the learner must see
+# ---------------------------------------------------------------------------------------------------------
+
+def naive_softmax(x, axis=-1):
+    return np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True)
+
+
+def softmax_wrong_axis(x, axis=-1):
+    return ref.softmax(x, axis=0 if np.ndim(x) > 1 else -1)
+
+
+def softmax_ignores_axis(x, axis=-1):
+    return ref.softmax(x, axis=-1)
+
+
+def softmax_no_keepdims(x, axis=-1):
+    shifted = x - np.max(x, axis=axis)
+    return np.exp(shifted) / np.sum(np.exp(shifted), axis=axis)
+
+
+def softmax_whole_sum(x, axis=-1):
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+def softmax_unnormalised(x, axis=-1):
+    return np.exp(x - np.max(x, axis=axis, keepdims=True))
+
+
+def softmax_list(x, axis=-1):
+    return ref.softmax(x, axis).tolist()
+
+
+def softmax_in_place(x, axis=-1):
+    x -= np.max(x, axis=axis, keepdims=True)
+    return ref.softmax(x, axis)
+
+
+def scores_unscaled(q, k):
+    return q @ np.swapaxes(k, -1, -2)
+
+
+def scores_by_d(q, k):
+    return q @ np.swapaxes(k, -1, -2) / q.shape[-1]
+
+
+def scores_not_transposed(q, k):
+    return q @ k / np.sqrt(q.shape[-1])
+
+
+def scores_dot_T(q, k):
+    return q @ k.T / np.sqrt(q.shape[-1])
+
+
+def scores_softmaxed(q, k):
+    return ref.softmax(ref.attention_scores(q, k))
+
+
+def scores_by_num_keys(q, k):
+    return q @ np.swapaxes(k, -1, -2) / np.sqrt(k.shape[-2])
+
+
+def attention_swapped(q, k, v):
+    output, weights = ref.scaled_dot_product_attention(q, k, v)
+    return weights, output
+
+
+def attention_only_output(q, k, v):
+    return ref.scaled_dot_product_attention(q, k, v)[0]
+
+
+def attention_wrong_axis(q, k, v):
+    weights = ref.softmax(ref.attention_scores(q, k), axis=-2)
+    return weights @ v, weights
+
+
+def attention_unscaled(q, k, v):
+    weights = ref.softmax(q @ np.swapaxes(k, -1, -2))
+    return weights @ v, weights
+
+
+def attention_no_softmax(q, k, v):
+    scores = ref.attention_scores(q, k)
+    return scores @ v, scores
+
+
+def causal_reversed(n):
+    return ~ref.causal_mask(n)
+
+
+def causal_int(n):
+    return np.tril(np.ones((n, n), dtype=int))
+
+
+def causal_no_diagonal(n):
+    return np.tril(np.ones((n, n), dtype=bool), k=-1)
+
+
+def causal_upper(n):
+    return np.triu(np.ones((n, n), dtype=bool))
+
+
+def padding_reversed(lengths, n):
+    return ~ref.padding_mask(lengths, n)
+
+
+def padding_off_by_one(lengths, n):
+    return np.arange(n)[None, :] <= np.asarray(lengths)[:, None]
+
+
+def padding_transposed(lengths, n):
+    return ref.padding_mask(lengths, n).T
+
+
+def masked_after_softmax(q, k, v, mask):
+    weights = ref.softmax(ref.attention_scores(q, k)) * mask
+    return weights @ v, weights
+
+
+def masked_reversed(q, k, v, mask):
+    return ref.scaled_dot_product_attention(q, k, v, ~mask)
+
+
+def masked_nan_rows(q, k, v, mask):
+    scores = np.where(mask, ref.attention_scores(q, k), -np.inf)
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    weights = e / e.sum(-1, keepdims=True)
+    return weights @ v, weights
+
+
+def masked_times_inf(q, k, v, mask):
+    scores = ref.attention_scores(q, k) + (~mask) * -np.inf
+    weights = naive_softmax(scores - scores.max(-1, keepdims=True))  # exercise 02's textbook softmax
+    return weights @ v, weights
+
+
+def masked_large_negative(q, k, v, mask):
+    weights = ref.softmax(np.where(mask, ref.attention_scores(q, k), -1e9))
+    return weights @ v, weights
+
+
+def torch_attention(reverse=False, multiply=False, ignore_causal=False, nan_rows=False, detach=False, scale=True):
+    def sdpa(query, key, value, attn_mask=None, is_causal=False):
+        scores = query @ key.transpose(-2, -1) / (math.sqrt(query.shape[-1]) if scale else 1.0)
+        if is_causal and not ignore_causal:
+            attn_mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).tril()
+        if attn_mask is not None and attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(attn_mask if reverse else ~attn_mask, float("-inf"))
+        elif attn_mask is not None:
+            scores = scores * attn_mask if multiply else scores + attn_mask
+        if nan_rows:
+            weights = torch.softmax(scores, dim=-1)
+        else:
+            weights = attention.masked_softmax(scores)
+        output = weights @ value
+        return (output.detach(), weights.detach()) if detach else (output, weights)
+    return sdpa
+
+
+class SelfAttentionScaledByModel(attention.SelfAttention):
+    def forward(self, x, attn_mask=None):
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        return attention.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=x.shape[-1] ** -0.5)[0]
+
+
+class SelfAttentionWithBias(nn.Module):
+    def __init__(self, d_model, d_head):
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(d_model, d_head) for _ in range(3))
+
+    def forward(self, x, attn_mask=None):
+        return attention.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x), attn_mask)[0]
+
+
+class SelfAttentionWrongNames(nn.Module):
+    def __init__(self, d_model, d_head):
+        super().__init__()
+        self.W_q, self.W_k, self.W_v = (nn.Linear(d_model, d_head, bias=False) for _ in range(3))
+
+
+class SelfAttentionIgnoresMask(attention.SelfAttention):
+    def forward(self, x, attn_mask=None):
+        return super().forward(x)
+
+
+MISTAKES = [
+    ("softmax", naive_softmax, "overflow"),
+    ("softmax", softmax_wrong_axis, "wrong axis"),
+    ("softmax", softmax_ignores_axis, "ignore the `axis` argument"),
+    ("softmax", softmax_no_keepdims, "keepdims=True"),
+    ("softmax", softmax_whole_sum, "sum of the whole array"),
+    ("softmax", softmax_unnormalised, "do not sum to 1"),
+    ("softmax", softmax_list, "returned a Python list"),
+    ("softmax", softmax_in_place, "changed its input arrays in place"),
+    ("attention_scores", scores_unscaled, "not scaled"),
+    ("attention_scores", scores_by_d, "divide by √D"),
+    ("attention_scores", scores_not_transposed, "transpose keys"),
+    ("attention_scores", scores_dot_T, "swap only the last two"),
+    ("attention_scores", scores_softmaxed, "before the softmax"),
+    ("attention_scores", scores_by_num_keys, "number of keys"),
+    ("scaled_dot_product_attention", attention_swapped, "swapped"),
+    ("scaled_dot_product_attention", attention_only_output, "returned only output"),
+    ("scaled_dot_product_attention", attention_wrong_axis, "wrong axis"),
+    ("scaled_dot_product_attention", attention_unscaled, "not scaled"),
+    ("scaled_dot_product_attention", attention_no_softmax, "softmax is missing"),
+    ("causal_mask", causal_reversed, "meaning is reversed"),
+    ("causal_mask", causal_int, "expected a boolean array"),
+    ("causal_mask", causal_no_diagonal, "diagonal is missing"),
+    ("causal_mask", causal_upper, "upper triangle"),
+    ("padding_mask", padding_reversed, "meaning is reversed"),
+    ("padding_mask", padding_off_by_one, "off by one"),
+    ("padding_mask", padding_transposed, "transposed"),
+    ("masked_attention", masked_after_softmax, "after the softmax"),
+    ("masked_attention", masked_reversed, "meaning is reversed"),
+    ("masked_attention", masked_nan_rows, "gives NaN"),
+    ("masked_attention", masked_times_inf, "0 * -inf"),
+    ("masked_attention", masked_large_negative, "uniform weights"),
+    ("sdpa", torch_attention(reverse=True), "meaning is reversed"),
+    ("sdpa", torch_attention(multiply=True), "added to the scores"),
+    ("sdpa", torch_attention(ignore_causal=True), "is_causal=True is ignored"),
+    ("sdpa", torch_attention(nan_rows=True), "gives NaN"),
+    ("sdpa", torch_attention(scale=False), "not scaled"),
+    ("sdpa", torch_attention(detach=True), "not connected to autograd"),
+    ("SelfAttention", SelfAttentionScaledByModel, "√d_head"),
+    ("SelfAttention", SelfAttentionWithBias, "has a bias"),
+    ("SelfAttention", SelfAttentionWrongNames, "should be an nn.Linear"),
+    ("SelfAttention", SelfAttentionIgnoresMask, "attn_mask is ignored"),
+]
+
+
+@pytest.mark.parametrize("name, wrong, diagnosis", MISTAKES, ids=[f"{n}-{w.__name__ if hasattr(w, '__name__') else i}"
+                                                                   for i, (n, w, _) in enumerate(MISTAKES)])
+def test_typical_mistake_fails_with_its_diagnosis(name, wrong, diagnosis):
+    result = checks.CHECKS[name].run(wrong)
+    assert not result.passed and result.points == 0
+    assert diagnosis in result.message, result.message
+    assert result.message.startswith(f"❌ {name}: ")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Correct solutions written differently
+# ---------------------------------------------------------------------------------------------------------
+
+def softmax_float64_loop(x, axis=-1):
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    out = np.empty_like(x)
+    for index in np.ndindex(x.shape[:-1]):
+        row = x[index] - x[index].max()
+        out[index] = np.exp(row) / np.exp(row).sum()
+    return np.moveaxis(out, -1, axis)
+
+
+def softmax_logsumexp(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.exp(x - m - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)))
+
+
+def scores_einsum(q, k):
+    return np.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1])
+
+
+def scores_loop(q, k):
+    q, k = np.asarray(q, dtype=np.float64), np.asarray(k, dtype=np.float64)
+    out = np.zeros(q.shape[:-1] + (k.shape[-2],))
+    for index in np.ndindex(out.shape):
+        out[index] = sum(q[index[:-1]][d] * k[index[:-2] + (index[-1],)][d] for d in range(q.shape[-1]))
+    return out / math.sqrt(q.shape[-1])
+
+
+def attention_einsum(q, k, v):
+    weights = softmax_logsumexp(scores_einsum(q, k))
+    return np.einsum("...ts,...sd->...td", weights, v), weights
+
+
+def attention_as_list_tuple(q, k, v):
+    return list(ref.scaled_dot_product_attention(q, k, v))
+
+
+def causal_loop(n):
+    mask = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        mask[i, : i + 1] = True
+    return mask
+
+
+def causal_compare(n):
+    return np.arange(n)[:, None] >= np.arange(n)[None, :]
+
+
+def padding_loop(lengths, n):
+    return np.array([[position < length for position in range(n)] for length in lengths], dtype=bool)
+
+
+def masked_with_nan_to_num(q, k, v, mask):
+    scores = np.where(mask, np.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1]), -np.inf)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(scores - scores.max(-1, keepdims=True))
+        weights = np.nan_to_num(e / e.sum(-1, keepdims=True))
+    return weights @ v, weights
+
+
+def torch_sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
+    scores = torch.einsum("...td,...sd->...ts", query, key) * query.shape[-1] ** -0.5
+    if is_causal:
+        attn_mask = torch.tril(torch.ones(scores.shape[-2:], dtype=torch.bool))
+    if attn_mask is not None:
+        bias = attn_mask if attn_mask.dtype != torch.bool else torch.zeros_like(attn_mask, dtype=scores.dtype).masked_fill(~attn_mask, -math.inf)
+        scores = scores + bias
+    weights = torch.softmax(scores, dim=-1)
+    weights = torch.where(torch.isnan(weights), torch.zeros_like(weights), weights)
+    return weights @ value, weights
+
+
+class SelfAttentionFused(nn.Module):
+    """Calls torch's own fused attention for the output: a different route to the same numbers."""
+
+    def __init__(self, d_model, d_head):
+        super().__init__()
+        self.query = nn.Linear(d_model, d_head, bias=False)
+        self.key = nn.Linear(d_model, d_head, bias=False)
+        self.value = nn.Linear(d_model, d_head, bias=False)
+
+    def forward(self, x, attn_mask=None):
+        return nn.functional.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x), attn_mask=attn_mask)
+
+
+ALTERNATIVES = [
+    ("softmax", softmax_float64_loop),
+    ("softmax", softmax_logsumexp),
+    ("attention_scores", scores_einsum),
+    ("attention_scores", scores_loop),
+    ("scaled_dot_product_attention", attention_einsum),
+    ("scaled_dot_product_attention", attention_as_list_tuple),
+    ("causal_mask", causal_loop),
+    ("causal_mask", causal_compare),
+    ("padding_mask", padding_loop),
+    ("masked_attention", masked_with_nan_to_num),
+    ("sdpa", torch_sdpa_with_where),
+    ("SelfAttention", SelfAttentionFused),
+]
+
+
+@pytest.mark.parametrize("name, right", ALTERNATIVES, ids=[f"{n}-{f.__name__}" for n, f in ALTERNATIVES])
+def test_correct_solution_written_differently_passes(name, right):
+    result = checks.CHECKS[name].run(right)
+    assert result.passed, result.message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks never raise
+# ---------------------------------------------------------------------------------------------------------
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    shape = (3, 4)
+
+
+def raises_type_error(x, axis=-1):
+    return x + "a"
+
+
+def loops_forever(x, axis=-1):
+    while True:
+        pass
+
+
+def returns(value):
+    return lambda *args, **kwargs: value
+
+
+@pytest.mark.parametrize("function, status, says", [
+    (raises_type_error, "error", "raised UFuncTypeError"),
+    (returns(None), "failed", "expected a numpy array, got a NoneType"),
+    (returns("softmax"), "failed", "got a str"),
+    (returns({"weights": 1}), "failed", "got a dict"),
+    (returns(AlwaysEqual()), "failed", "expected a numpy array, got a AlwaysEqual"),
+    (returns(np.zeros((2, 2))), "failed", "expected shape"),
+    (returns(torch.zeros(5)), "failed", "returned a torch tensor"),
+    (42, "failed", "expected a function, got a int"),
+    (None, "failed", "expected a function, got a NoneType"),
+])
+def test_odd_functions_and_return_values_are_reported_not_raised(function, status, says):
+    result = checks.check_softmax.run(function)
+    assert (result.passed, result.status) == (False, status)
+    assert says in result.message, result.message
+
+
+def test_an_endless_loop_is_stopped_and_reported():
+    quick = Check(**{**checks.check_softmax.__dict__, "time_limit": 0.5})
+    result = quick.run(loops_forever)
+    assert result.status == "timeout" and "ran for more than 0.5 s" in result.message
+
+
+def test_exception_hint_points_at_the_likely_cause():
+    result = checks.check_attention_scores.run(lambda q, k: q @ k)
+    assert result.status == "error"
+    assert "ValueError" in result.message and "transpose" in result.message
+
+
+def test_the_verdict_is_printed_once(capsys):
+    result = checks.check_causal_mask(ref.causal_mask)
+    assert isinstance(result, CheckResult) and result.passed
+    result._ipython_display_()  # as the last value of a cell: nothing more is printed
+    assert capsys.readouterr().out.count("✅ causal_mask") == 1
+
+
+def test_hidden_cases_differ_from_the_notebook_ones():
+    seen = checks.check_softmax.make_cases(np.random.default_rng(0))
+    hidden = checks.check_softmax.make_cases(np.random.default_rng(1))
+    assert not np.array_equal(seen[0].args[0], hidden[0].args[0])
+
+
+def test_a_mistake_that_happens_to_be_right_is_not_reported():
+    # With D = 1 an unscaled score equals the scaled one: a correct answer must still pass.
+    case = Case("D = 1", (np.ones((2, 1)), np.ones((3, 1))))
+    assert checks.check_attention_scores.run(scores_unscaled, cases=[case]).passed

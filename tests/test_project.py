@@ -1,0 +1,72 @@
+"""The project's own promises: two commands, CI runs the test one, same dependencies for pip and conda."""
+from __future__ import annotations
+
+import re
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+import yaml
+
+from conftest import ROOT
+
+# conda-forge names the torch package "pytorch"
+CONDA_NAMES = {"pytorch": "torch"}
+
+
+def requirement_name(spec: str) -> str:
+    return re.split(r"[<>=!~\s\[]", spec.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_the_same_runtime_dependencies_as_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pip_deps = {requirement_name(d): d for d in pyproject["project"]["dependencies"]}
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda_deps = {}
+    for dep in environment["dependencies"]:
+        if isinstance(dep, str) and requirement_name(dep) not in ("python", "pip"):
+            name = CONDA_NAMES.get(requirement_name(dep), requirement_name(dep))
+            conda_deps[name] = dep
+    assert set(conda_deps) == set(pip_deps), (
+        f"environment.yml and pyproject.toml disagree: only in environment.yml {set(conda_deps) - set(pip_deps)}, "
+        f"only in pyproject.toml {set(pip_deps) - set(conda_deps)}")
+    for name, spec in pip_deps.items():  # same version bounds, too
+        assert spec.replace(" ", "")[len(name):] == conda_deps[name].replace(" ", "")[len(requirement_name(conda_deps[name])):], (
+            f"{name}: pyproject.toml says {spec!r} but environment.yml says {conda_deps[name]!r}")
+
+
+def test_torch_is_pinned_to_a_tested_range():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    torch_spec = next(d for d in pyproject["project"]["dependencies"] if requirement_name(d) == "torch")
+    assert "<" in torch_spec and ">=" in torch_spec, "an unbounded torch lets pip pick a multi-GB CUDA build"
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh|shell)?\n(.*?)```", text, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_opens_with_the_two_commands():
+    commands = readme_commands()
+    assert commands[:2] == ["python3 course.py lab", "python3 course.py test"], commands[:2]
+
+
+def test_ci_runs_the_readme_test_command_and_nothing_else():
+    script = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+              if line.strip() and not line.strip().startswith("#")]
+    commands = [line for line in script if not line.startswith(("set ", "cd "))]
+    assert commands == [f"exec {readme_commands()[1]}"], commands
+
+
+def test_start_page_links_every_lesson_and_exercise():
+    start = (ROOT / "notebooks" / "00_start_here.ipynb").read_text()
+    for folder in ("notebooks", "exercises"):
+        for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
+            if path.name.startswith("00_"):
+                continue
+            link = path.name if folder == "notebooks" else f"../exercises/{path.name}"
+            assert f"({link})" in start, f"the start page does not link {folder}/{path.name}"

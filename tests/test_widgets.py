@@ -1,0 +1,55 @@
+"""Widgets, headlessly: the pure view functions, and the builders wired to them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from course_lib import toy_tasks, widgets
+
+
+def test_attention_view_follows_sentence_query_and_temperature():
+    big = widgets.attention_view("big", "it", 1.0)
+    small = widgets.attention_view("small", "it", 1.0)
+    assert (big["top"], small["top"]) == ("trophy", "suitcase")
+    assert big["weights"].shape == (14, 14) and np.allclose(big["weights"].sum(-1), 1)
+    assert np.allclose(widgets.attention_view("big", 9)["query_weights"], big["query_weights"])  # by position
+    assert widgets.attention_view("big", "it", 0.2)["query_weights"].max() > big["query_weights"].max()
+    assert widgets.attention_view("big", "it", 1.0, step="describe")["top"] == "big"
+
+
+def test_mask_view_counts_fully_masked_rows():
+    view = widgets.mask_view(lengths=(6, 0, 2), sequence=1, causal=True)
+    assert view["fully_masked_rows"] == 6 and np.all(view["weights"] == 0)
+    view = widgets.mask_view(lengths=(6, 4, 2), sequence=0, causal=True)
+    assert np.array_equal(view["mask"], np.tril(np.ones((6, 6), dtype=bool)))
+    assert np.isneginf(view["masked_scores"][0, 1]) and view["fully_masked_rows"] == 0
+
+
+@pytest.mark.parametrize("build, control, value", [
+    (widgets.attention_explorer, "temperature", 5.0),
+    (widgets.attention_explorer, "sentence", "small"),
+    (widgets.mask_explorer, "length_1", 1),
+    (widgets.mask_explorer, "causal", False),
+])
+def test_changing_a_control_redraws_the_picture(build, control, value):
+    box = build()
+    before = box.children[1].value
+    assert before[:4] == b"\x89PNG"
+    box.controls[control].value = value
+    assert box.children[1].value != before  # the update callback ran and drew something else
+    assert box.last_seconds > 0
+
+
+def test_training_explorer_shows_each_recorded_step():
+    history = toy_tasks.train_retrieval(steps=20, record_every=10)
+    view = widgets.training_view(history, 0)
+    assert view["step"] == 0 and view["weights"].shape == (7, 7)
+    box = widgets.training_explorer(history)
+    last = box.children[1].value
+    box.controls["index"].value = 0
+    assert box.children[1].value != last
+
+
+def test_time_updates_reports_a_median():
+    box = widgets.mask_explorer()
+    assert widgets.time_updates(box, "length_2", [1, 2, 3]) > 0
