@@ -542,3 +542,302 @@ def close_to_scaled(case, got) -> bool:
     factor = (d_head / d_model) ** 0.5  # scores * factor == scores / sqrt(d_model) * sqrt(d_head)
     rescaled["query"] = weights["query"] * factor
     return like(_self_attention_reference)(Case("", (d_model, d_head, rescaled, x, mask)), got, None)
+
+
+# ==========================================================================================================
+# Lesson 04: multi-head attention
+# ==========================================================================================================
+
+def _split_reference(x, num_heads):
+    from course_lib.multihead import split_heads
+
+    return split_heads(x, num_heads)
+
+
+def _merge_reference(x):
+    from course_lib.multihead import merge_heads
+
+    return merge_heads(x)
+
+
+check_split_heads = _register(Check(
+    name="split_heads",
+    points=1,
+    make_cases=lambda rng: [
+        Case("x (2, 5, 12) into 3 heads", (_tensor(rng, 2, 5, 12), 3)),
+        Case("x (1, 4, 8) into 2 heads", (_tensor(rng, 1, 4, 8), 2)),
+        Case("x (3, 6, 6) into 6 heads of size 1", (_tensor(rng, 3, 6, 6), 6)),
+        Case("x (2, 3, 4) into 1 head", (_tensor(rng, 2, 3, 4), 1)),
+    ],
+    reference=_split_reference,
+    outputs=(Output("heads", kind="torch"),),
+    mistakes=(
+        Mistake("you reshaped straight to (B, H, T, D): that cuts the (T, E) block in memory order, so a 'head' "
+                "gets pieces of different positions. View as (B, T, H, D) first, then .transpose(1, 2).",
+                like(lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h))),
+        Mistake("the heads axis must come second: (B, H, T, D). After .view(B, T, H, D), add .transpose(1, 2).",
+                like(lambda x, h: x.view(x.shape[0], x.shape[1], h, x.shape[2] // h))),
+    ),
+    what="(B, T, E) -> (B, H, T, E/H), head h holding features h*D ... (h+1)*D - 1 of every position.",
+))
+
+check_merge_heads = _register(Check(
+    name="merge_heads",
+    points=1,
+    make_cases=lambda rng: [
+        Case("x (2, 3, 5, 4): 3 heads of size 4", (_tensor(rng, 2, 3, 5, 4),)),
+        Case("x (1, 2, 4, 3)", (_tensor(rng, 1, 2, 4, 3),)),
+        Case("x (2, 1, 3, 6): one head", (_tensor(rng, 2, 1, 3, 6),)),
+        Case("a non-contiguous x (from a transpose)", (_tensor(rng, 2, 4, 3, 5).transpose(1, 2),)),
+    ],
+    reference=_merge_reference,
+    outputs=(Output("merged", kind="torch"),),
+    mistakes=(
+        Mistake("you reshaped (B, H, T, D) straight to (B, T, H*D): positions and heads get mixed up. "
+                "Transpose to (B, T, H, D) first: x.transpose(1, 2).reshape(B, T, H * D).",
+                like(lambda x: x.reshape(x.shape[0], x.shape[2], -1))),
+    ),
+    error_hints=(
+        (lambda case, error: "view size is not compatible" in str(error),
+         "After a transpose the tensor is not contiguous, so .view fails: use .reshape (or .contiguous().view)."),
+    ),
+    what="(B, H, T, D) -> (B, T, H*D), the inverse of split_heads, non-contiguous input included.",
+))
+
+
+def _mha_cases(rng):
+    import torch
+
+    cases = []
+    for label, embed_dim, num_heads, batch, length, source, kind in (
+        ("self-attention, E=8, H=2, x (2, 5, 8)", 8, 2, 2, 5, 5, None),
+        ("cross-attention, E=12, H=3, query (2, 4, 12), key = value (2, 6, 12)", 12, 3, 2, 4, 6, None),
+        ("a boolean attn_mask (T, S) = (5, 5), causal", 8, 4, 1, 5, 5, "causal"),
+        ("a key_padding_mask (B, S), True = real token", 12, 2, 2, 4, 6, "padding"),
+    ):
+        torch_module = torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)
+        with torch.no_grad():
+            for parameter in torch_module.parameters():
+                parameter.copy_(_tensor(rng, *parameter.shape) / embed_dim ** 0.5)
+        query = _tensor(rng, batch, length, embed_dim)
+        memory = query if source == length and kind != "padding" else _tensor(rng, batch, source, embed_dim)
+        options = {}
+        if kind == "causal":
+            options["attn_mask"] = torch.ones(length, length, dtype=torch.bool).tril()
+        if kind == "padding":
+            options["key_padding_mask"] = torch.tensor([[True] * source, [True] * 3 + [False] * (source - 3)])
+        cases.append(Case(label, (embed_dim, num_heads, torch_module, query, memory), options))
+    return cases
+
+
+def _run_mha(cls, embed_dim, num_heads, torch_module, query, memory, **options):
+    """Build ``cls(E, H)``, load the torch module's weights into query/key/value/output, and run it."""
+    import torch
+
+    module = cls(embed_dim, num_heads)
+    weights = torch_module.in_proj_weight.detach().chunk(3)  # 3 x (E, E)
+    biases = torch_module.in_proj_bias.detach().chunk(3)  # 3 x (E,)
+    with torch.no_grad():
+        for name, weight, bias in zip(("query", "key", "value"), weights, biases):
+            getattr(module, name).weight.copy_(weight)
+            getattr(module, name).bias.copy_(bias)
+        module.output.weight.copy_(torch_module.out_proj.weight)
+        module.output.bias.copy_(torch_module.out_proj.bias)
+    if memory is query:
+        return module(query, **options)
+    return module(query, memory, memory, **options)
+
+
+def _mha_reference(*args, **options):
+    from course_lib.multihead import MultiHeadAttention
+
+    return _run_mha(MultiHeadAttention, *args, **options)
+
+
+def _validate_mha(cls) -> str | None:
+    from torch import nn
+
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return "MultiHeadAttention must be a class that subclasses nn.Module."
+    module = cls(8, 2)
+    for name in ("query", "key", "value", "output"):
+        layer = getattr(module, name, None)
+        if not isinstance(layer, nn.Linear) or tuple(layer.weight.shape) != (8, 8) or layer.bias is None:
+            return (f"MultiHeadAttention(8, 2).{name} should be nn.Linear(embed_dim, embed_dim) with a bias, got "
+                    f"{describe_attribute(layer)}; the check loads a torch module's weights into query, key, value "
+                    f"and output.")
+    try:
+        cls(10, 3)
+    except ValueError as error:
+        if "10" not in str(error) or "3" not in str(error):
+            return f"MultiHeadAttention(10, 3) should raise a ValueError naming 10 and 3, got: {error}"
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        return f"MultiHeadAttention(10, 3) raised {type(error).__name__}; raise a ValueError that names embed_dim and num_heads."
+    else:
+        return "MultiHeadAttention(10, 3) should raise a ValueError: 10 is not divisible by 3."
+    return None
+
+
+def _mha_variant(**mistake):
+    """Multi-head attention computed functionally, with one deliberate mistake."""
+
+    def run(embed_dim, num_heads, torch_module, query, memory, attn_mask=None, key_padding_mask=None):
+        import torch
+
+        head_dim = embed_dim // num_heads
+        weights = torch_module.in_proj_weight.detach().chunk(3)
+        biases = torch_module.in_proj_bias.detach().chunk(3)
+        projected = [x @ w.T + b for x, w, b in zip((query, memory, memory), weights, biases)]  # 3 x (B, L, E)
+
+        def split(x):
+            if mistake.get("reshape_split"):
+                return x.reshape(x.shape[0], num_heads, x.shape[1], head_dim)
+            return x.view(x.shape[0], x.shape[1], num_heads, head_dim).transpose(1, 2)  # (B, H, L, D)
+
+        q, k, v = (split(x) for x in projected)
+        scale = embed_dim ** -0.5 if mistake.get("scale_by_embed_dim") else head_dim ** -0.5
+        scores = q @ k.transpose(-2, -1) * scale  # (B, H, T, S)
+        mask = attn_mask
+        if key_padding_mask is not None and not mistake.get("ignore_padding"):
+            padding = key_padding_mask[:, None, None, :]
+            mask = padding if mask is None else mask & padding
+        if mask is not None:
+            scores = scores.masked_fill(mask if mistake.get("torch_meaning") else ~mask, float("-inf"))
+        from course_lib.attention import masked_softmax
+
+        attention = masked_softmax(scores)  # (B, H, T, S)
+        merged = (attention @ v).transpose(1, 2).reshape(query.shape[0], query.shape[1], embed_dim)  # (B, T, E)
+        if mistake.get("no_output_projection"):
+            return merged, attention
+        return merged @ torch_module.out_proj.weight.detach().T + torch_module.out_proj.bias.detach(), attention
+
+    return run
+
+
+check_MultiHeadAttention = _register(Check(
+    name="MultiHeadAttention",
+    points=3,
+    make_cases=_mha_cases,
+    reference=_mha_reference,
+    call=lambda cls, case: _run_mha(cls, *case.args, **case.kwargs),
+    outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
+    mistakes=(
+        Mistake("the output projection is missing: after merging the heads, apply self.output.",
+                like(_mha_variant(no_output_projection=True))),
+        Mistake("you scaled the scores by 1/√embed_dim; each head's dot products have head_dim = embed_dim / "
+                "num_heads terms, so scale by 1/√head_dim.", like(_mha_variant(scale_by_embed_dim=True))),
+        Mistake("your heads mix positions: reshaping (B, T, E) straight to (B, H, T, D) cuts the data in the "
+                "wrong places. Use .view(B, T, H, D).transpose(1, 2).", like(_mha_variant(reshape_split=True))),
+        Mistake("key_padding_mask is ignored: padded keys (False) must get no weight.",
+                lambda case, got, exp: "key_padding_mask" in case.kwargs and like(_mha_variant(ignore_padding=True))(case, got, exp)),
+        Mistake("the mask meaning is reversed: this course's masks say True = may attend (torch's "
+                "nn.MultiheadAttention says the opposite; convert with ~mask).", like(_mha_variant(torch_meaning=True))),
+    ),
+    validate=_validate_mha,
+    what="Same output and per-head weights as torch.nn.MultiheadAttention with the same weights: self- and "
+         "cross-attention, attn_mask and key_padding_mask.",
+))
+
+
+# ==========================================================================================================
+# Lesson 05: positions
+# ==========================================================================================================
+
+def _sinusoidal_reference(num_positions, dim):
+    from course_lib.positional import sinusoidal_encoding
+
+    return sinusoidal_encoding(num_positions, dim)
+
+
+def _sinusoidal_variant(swap=False, concatenate=False, exponent_i=False):
+    def encode(num_positions, dim):
+        import torch
+
+        positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
+        index = torch.arange(0, dim, 2, dtype=torch.float64)  # (dim/2,)
+        angles = positions / 10000 ** ((index / 2 if exponent_i else index) / dim)  # (P, dim/2)
+        first, second = (torch.cos(angles), torch.sin(angles)) if swap else (torch.sin(angles), torch.cos(angles))
+        if concatenate:
+            return torch.cat([first, second], dim=-1).float()
+        out = torch.zeros(num_positions, dim, dtype=torch.float64)
+        out[:, 0::2], out[:, 1::2] = first, second
+        return out.float()
+
+    return encode
+
+
+check_sinusoidal_encoding = _register(Check(
+    name="sinusoidal_encoding",
+    points=1,
+    make_cases=lambda rng: [Case(f"num_positions={p}, dim={d}", (p, d)) for p, d in ((10, 8), (50, 16), (1, 4), (int(rng.integers(5, 30)), 32))],
+    reference=_sinusoidal_reference,
+    outputs=(Output("encoding", kind="torch"),),
+    mistakes=(
+        Mistake("sin and cos are swapped: even features (0, 2, 4, …) get sin, odd features get cos.",
+                like(_sinusoidal_variant(swap=True))),
+        Mistake("you put all sines first and all cosines after; the paper interleaves them: feature 2i is sin, "
+                "feature 2i+1 is cos of the same angle.", like(_sinusoidal_variant(concatenate=True))),
+        Mistake("the exponent is off: pair i uses 10000^(2i/dim), where 2i is the index of its even feature "
+                "(0, 2, 4, …), not 10000^(i/dim).", like(_sinusoidal_variant(exponent_i=True))),
+    ),
+    what="(num_positions, dim), sin on even and cos on odd features, wavelengths 2π·10000^(2i/dim).",
+))
+
+
+def _rope_reference(x, positions):
+    from course_lib.positional import apply_rope
+
+    return apply_rope(x, positions)
+
+
+def _rope_variant(reverse=False, halves=False, exponent_i=False):
+    def rotate(x, positions):
+        import torch
+
+        dim = x.shape[-1]
+        index = torch.arange(0, dim, 2, dtype=torch.float64)
+        frequencies = 10000 ** (-(index / 2 if exponent_i else index) / dim)  # (D/2,)
+        angles = torch.as_tensor(positions, dtype=torch.float64)[:, None] * frequencies  # (T, D/2)
+        cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
+        sin = -sin if reverse else sin
+        if halves:
+            a, b = x[..., : dim // 2], x[..., dim // 2:]
+            return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+        out = torch.empty_like(x)
+        out[..., 0::2] = x[..., 0::2] * cos - x[..., 1::2] * sin
+        out[..., 1::2] = x[..., 0::2] * sin + x[..., 1::2] * cos
+        return out
+
+    return rotate
+
+
+def _rope_cases(rng):
+    import torch
+
+    return [
+        Case("x (6, 8) at positions 0..5", (_tensor(rng, 6, 8), torch.arange(6))),
+        Case("x (2, 3, 5, 4) (batch and heads) at positions 0..4", (_tensor(rng, 2, 3, 5, 4), torch.arange(5))),
+        Case("x (4, 16) at positions [7, 3, 100, 0]", (_tensor(rng, 4, 16), torch.tensor([7, 3, 100, 0]))),
+        Case("x (3, 2) (a single pair) at positions [1, 2, 3]", (_tensor(rng, 3, 2), torch.tensor([1, 2, 3]))),
+    ]
+
+
+check_apply_rope = _register(Check(
+    name="apply_rope",
+    points=2,
+    make_cases=_rope_cases,
+    reference=_rope_reference,
+    outputs=(Output("rotated", kind="torch"),),
+    mistakes=(
+        Mistake("you rotate the wrong way: (a, b) -> (a·cos θ − b·sin θ, a·sin θ + b·cos θ).",
+                like(_rope_variant(reverse=True))),
+        Mistake("you paired feature i with feature i + D/2 (the 'rotate half' layout of GPT-NeoX/LLaMA code); the "
+                "RoFormer paper, and this exercise, pair interleaved features (x[2i], x[2i+1]).",
+                like(_rope_variant(halves=True))),
+        Mistake("the angle is off: pair i rotates by position · 10000^(−2i/D), where 2i is the index of its even "
+                "feature.", like(_rope_variant(exponent_i=True))),
+    ),
+    what="Each interleaved pair rotated by position·10000^(−2i/D); batches and arbitrary positions work.",
+))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from conftest import graded_functions
-from course_lib import attention, checks
+from course_lib import attention, checks, multihead, positional
 from course_lib import numpy_attention as ref
 from course_lib.checking import Case, Check, CheckResult
 
@@ -23,6 +23,11 @@ REFERENCES = {
     "masked_attention": ref.scaled_dot_product_attention,
     "sdpa": attention.scaled_dot_product_attention,
     "SelfAttention": attention.SelfAttention,
+    "split_heads": multihead.split_heads,
+    "merge_heads": multihead.merge_heads,
+    "MultiHeadAttention": multihead.MultiHeadAttention,
+    "sinusoidal_encoding": positional.sinusoidal_encoding,
+    "apply_rope": positional.apply_rope,
 }
 
 
@@ -248,7 +253,85 @@ class SelfAttentionIgnoresMask(attention.SelfAttention):
         return super().forward(x)
 
 
+def split_by_reshape(x, num_heads):
+    return x.reshape(x.shape[0], num_heads, x.shape[1], x.shape[2] // num_heads)
+
+
+def merge_by_reshape(x):
+    return x.reshape(x.shape[0], x.shape[2], -1)
+
+
+def merge_by_view(x):
+    return x.transpose(1, 2).view(x.shape[0], x.shape[2], -1)
+
+
+class MultiHeadNoOutput(multihead.MultiHeadAttention):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        q, k, v = (multihead.split_heads(layer(x), self.num_heads) for layer, x in
+                   ((self.query, query), (self.key, key), (self.value, value)))
+        mask = self._combine_masks(attn_mask, key_padding_mask, q.shape[:2] + (query.shape[1], key.shape[1]))
+        out, weights = attention.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return multihead.merge_heads(out), weights
+
+
+class MultiHeadScaledByEmbedDim(multihead.MultiHeadAttention):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        q, k, v = (multihead.split_heads(layer(x), self.num_heads) for layer, x in
+                   ((self.query, query), (self.key, key), (self.value, value)))
+        mask = self._combine_masks(attn_mask, key_padding_mask, q.shape[:2] + (query.shape[1], key.shape[1]))
+        out, weights = attention.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.embed_dim ** -0.5)
+        return self.output(multihead.merge_heads(out)), weights
+
+
+class MultiHeadIgnoresPadding(multihead.MultiHeadAttention):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        return super().forward(query, key, value, attn_mask=attn_mask)
+
+
+class MultiHeadNoDivisibilityError(multihead.MultiHeadAttention):
+    def __init__(self, embed_dim, num_heads, bias=True):
+        nn.Module.__init__(self)
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.query, self.key, self.value, self.output = (nn.Linear(embed_dim, embed_dim) for _ in range(4))
+
+
+def sinusoidal_swapped(num_positions, dim):
+    return positional.sinusoidal_encoding(num_positions, dim).view(num_positions, -1, 2).flip(-1).reshape(num_positions, dim)
+
+
+def sinusoidal_concatenated(num_positions, dim):
+    encoding = positional.sinusoidal_encoding(num_positions, dim)
+    return torch.cat([encoding[:, 0::2], encoding[:, 1::2]], dim=-1)
+
+
+def rope_reversed(x, positions):
+    return positional.apply_rope(x, -torch.as_tensor(positions))
+
+
+def rope_rotate_half(x, positions):
+    dim = x.shape[-1]
+    angles = positional.rope_angles(torch.as_tensor(positions), dim).to(x.dtype)
+    a, b = x[..., : dim // 2], x[..., dim // 2:]
+    return torch.cat([a * angles.cos() - b * angles.sin(), a * angles.sin() + b * angles.cos()], dim=-1)
+
+
 MISTAKES = [
+    ("split_heads", split_by_reshape, "reshaped straight to (B, H, T, D)"),
+    ("merge_heads", merge_by_reshape, "Transpose to (B, T, H, D) first"),
+    ("merge_heads", merge_by_view, "not contiguous"),
+    ("MultiHeadAttention", MultiHeadNoOutput, "output projection is missing"),
+    ("MultiHeadAttention", MultiHeadScaledByEmbedDim, "1/√head_dim"),
+    ("MultiHeadAttention", MultiHeadIgnoresPadding, "key_padding_mask is ignored"),
+    ("MultiHeadAttention", MultiHeadNoDivisibilityError, "should raise a ValueError"),
+    ("MultiHeadAttention", SelfAttentionWrongNames, "should be nn.Linear(embed_dim, embed_dim)"),
+    ("sinusoidal_encoding", sinusoidal_swapped, "swapped"),
+    ("sinusoidal_encoding", sinusoidal_concatenated, "interleaves"),
+    ("apply_rope", rope_reversed, "wrong way"),
+    ("apply_rope", rope_rotate_half, "rotate half"),
     ("softmax", naive_softmax, "overflow"),
     ("softmax", softmax_wrong_axis, "wrong axis"),
     ("softmax", softmax_ignores_axis, "ignore the `axis` argument"),
@@ -389,7 +472,66 @@ class SelfAttentionFused(nn.Module):
         return nn.functional.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x), attn_mask=attn_mask)
 
 
+def split_with_einops_style(x, num_heads):
+    batch, length, embed_dim = x.shape
+    return torch.stack(x.split(embed_dim // num_heads, dim=-1), dim=1)  # H x (B, T, D) -> (B, H, T, D)
+
+
+def merge_with_cat(x):
+    return torch.cat(x.unbind(dim=1), dim=-1)  # H x (B, T, D) -> (B, T, H*D)
+
+
+class MultiHeadWithLoop(nn.Module):
+    """One head at a time, with torch's fused attention: a different route to the same numbers."""
+
+    def __init__(self, embed_dim, num_heads, bias=True):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} and num_heads={num_heads} do not divide")
+        self.num_heads = num_heads
+        self.query, self.key, self.value, self.output = (nn.Linear(embed_dim, embed_dim, bias=bias) for _ in range(4))
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        mask = attn_mask
+        if key_padding_mask is not None:
+            padding = key_padding_mask[:, None, :]
+            mask = padding if mask is None else mask & padding
+        q, k, v = self.query(query), self.key(key), self.value(value)
+        size = q.shape[-1] // self.num_heads
+        outputs, weights = [], []
+        for h in range(self.num_heads):
+            part = slice(h * size, (h + 1) * size)
+            out, w = attention.scaled_dot_product_attention(q[..., part], k[..., part], v[..., part], attn_mask=mask)
+            outputs.append(out)
+            weights.append(w)
+        return self.output(torch.cat(outputs, dim=-1)), torch.stack(weights, dim=1)
+
+
+def sinusoidal_loop(num_positions, dim):
+    encoding = torch.zeros(num_positions, dim, dtype=torch.float64)
+    for position in range(num_positions):
+        for i in range(0, dim, 2):
+            encoding[position, i] = math.sin(position / 10000 ** (i / dim))
+            if i + 1 < dim:
+                encoding[position, i + 1] = math.cos(position / 10000 ** (i / dim))
+    return encoding
+
+
+def rope_complex(x, positions):
+    pairs = torch.view_as_complex(x.to(torch.float64).reshape(*x.shape[:-1], -1, 2).contiguous())  # (..., T, D/2)
+    angles = positional.rope_angles(torch.as_tensor(positions), x.shape[-1])
+    rotated = pairs * torch.polar(torch.ones_like(angles), angles)
+    return torch.view_as_real(rotated).reshape(x.shape)
+
+
 ALTERNATIVES = [
+    ("split_heads", split_with_einops_style),
+    ("merge_heads", merge_with_cat),
+    ("MultiHeadAttention", MultiHeadWithLoop),
+    ("sinusoidal_encoding", sinusoidal_loop),
+    ("apply_rope", rope_complex),
     ("softmax", softmax_float64_loop),
     ("softmax", softmax_logsumexp),
     ("attention_scores", scores_einsum),

@@ -1,0 +1,122 @@
+"""Multi-head attention: the reference implementation of lesson 04, built on :mod:`course_lib.attention`.
+
+Each of ``H`` heads attends in its own ``D = E / H``-dimensional subspace; their outputs are concatenated and
+mixed by an output projection. Batch-first, with the course's mask convention (True = may attend).
+``MultiHeadAttention.from_torch`` copies a ``torch.nn.MultiheadAttention``; the tests prove both give the same
+outputs and head-averaged weights. Torch's module is sequence-first by default and its boolean masks mean the
+opposite (True = blocked): :func:`mask_from_torch` converts one.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from course_lib.attention import scaled_dot_product_attention
+from course_lib.validation import require_mask_shape, require_rank
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, T, E) -> (B, H, T, E/H): give each head its own slice of the features."""
+    require_rank("x", x, at_least=3, at_most=3)
+    batch, length, embed_dim = x.shape
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+    x = x.view(batch, length, num_heads, embed_dim // num_heads)  # (B, T, H, D)
+    return x.transpose(1, 2)  # (B, H, T, D)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, D) -> (B, T, H*D): put the heads' outputs side by side again."""
+    require_rank("x", x, at_least=4, at_most=4)
+    batch, num_heads, length, head_dim = x.shape
+    x = x.transpose(1, 2)  # (B, T, H, D)
+    return x.reshape(batch, length, num_heads * head_dim)  # (B, T, H*D); reshape copies: transpose broke contiguity
+
+
+def mask_from_torch(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Torch's nn.MultiheadAttention boolean masks say True = blocked; the course says True = may attend."""
+    if mask is None or mask.dtype != torch.bool:
+        return mask  # additive float masks mean the same in both
+    return ~mask
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention, batch-first (lesson 04).
+
+    ``query``, ``key``, ``value`` and ``output`` are ``nn.Linear(E, E)``. ``forward(query, key=None,
+    value=None, attn_mask=None, key_padding_mask=None)`` returns ``(output (B, T, E), weights (B, H, T, S))``.
+    ``attn_mask`` broadcasts to (B, H, T, S), boolean (True = may attend) or additive float;
+    ``key_padding_mask`` is (B, S), True for real tokens.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True):
+        super().__init__()
+        if num_heads < 1 or embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.query = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.key = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.value = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.output = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        self._check_inputs(query, key, value, key_padding_mask)
+        # 1) project, and split the features into heads
+        queries = split_heads(self.query(query), self.num_heads)  # (B, H, T, D)
+        keys = split_heads(self.key(key), self.num_heads)  # (B, H, S, D)
+        values = split_heads(self.value(value), self.num_heads)  # (B, H, S, D)
+        # 2) attend, every head at once
+        mask = self._combine_masks(attn_mask, key_padding_mask, queries.shape[:2] + (query.shape[1], key.shape[1]))
+        attended, weights = scaled_dot_product_attention(queries, keys, values, attn_mask=mask)  # (B, H, T, D)
+        # 3) concatenate the heads and mix them
+        return self.output(merge_heads(attended)), weights  # (B, T, E), (B, H, T, S)
+
+    def _check_inputs(self, query, key, value, key_padding_mask) -> None:
+        for name, tensor in (("query", query), ("key", key), ("value", value)):
+            require_rank(name, tensor, at_least=3, at_most=3)
+            if tensor.shape[-1] != self.embed_dim:
+                raise ValueError(f"{name} has feature size {tensor.shape[-1]}, expected embed_dim={self.embed_dim} "
+                                 f"(shape (B, T, E) = {tuple(tensor.shape)})")
+        if key.shape[:2] != value.shape[:2]:
+            raise ValueError(f"key and value must have the same batch size and length, got key {tuple(key.shape)} "
+                             f"and value {tuple(value.shape)}")
+        if query.shape[0] != key.shape[0]:
+            raise ValueError(f"query and key have different batch sizes: {tuple(query.shape)} and {tuple(key.shape)}")
+        if key_padding_mask is not None and tuple(key_padding_mask.shape) != tuple(key.shape[:2]):
+            raise ValueError(f"key_padding_mask must have shape (B, S) = {tuple(key.shape[:2])}, "
+                             f"got {tuple(key_padding_mask.shape)}")
+
+    @staticmethod
+    def _combine_masks(attn_mask, key_padding_mask, scores_shape):
+        """One mask for sdpa: the attention mask and the padding mask, both in the True = may attend sense."""
+        if attn_mask is not None:
+            require_mask_shape(attn_mask, scores_shape, name="attn_mask")
+        if key_padding_mask is None:
+            return attn_mask
+        keys_allowed = key_padding_mask[:, None, None, :]  # (B, 1, 1, S)
+        if attn_mask is None:
+            return keys_allowed
+        if attn_mask.dtype == torch.bool:
+            return attn_mask & keys_allowed  # (B, H, T, S) by broadcasting
+        return attn_mask.masked_fill(~keys_allowed, float("-inf"))  # additive mask with padding hidden
+
+    @classmethod
+    def from_torch(cls, module: nn.MultiheadAttention) -> "MultiHeadAttention":
+        """A MultiHeadAttention with the weights of a ``torch.nn.MultiheadAttention`` (same results)."""
+        if not module._qkv_same_embed_dim:
+            raise ValueError("only torch modules whose key and value dims equal embed_dim (kdim = vdim = embed_dim) "
+                             "can be copied")
+        bias = module.in_proj_bias is not None
+        copy = cls(module.embed_dim, module.num_heads, bias=bias)
+        weights = module.in_proj_weight.detach().chunk(3)  # 3 x (E, E): torch stacks q, k, v
+        with torch.no_grad():
+            for layer, weight in zip((copy.query, copy.key, copy.value), weights):
+                layer.weight.copy_(weight)
+            copy.output.weight.copy_(module.out_proj.weight)
+            if bias:
+                for layer, part in zip((copy.query, copy.key, copy.value), module.in_proj_bias.detach().chunk(3)):
+                    layer.bias.copy_(part)
+                copy.output.bias.copy_(module.out_proj.bias)
+        return copy

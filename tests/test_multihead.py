@@ -1,0 +1,97 @@
+"""course_lib.multihead.MultiHeadAttention equals torch.nn.MultiheadAttention (property-based).
+
+Tolerance 1e-6 absolute (and relative) in float32: the same products in a slightly different order; the
+inputs are scaled so every value stays of order 1, where float32 round-off is about 1e-7.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from course_lib.multihead import MultiHeadAttention, mask_from_torch, merge_heads, split_heads
+
+TOLERANCE = dict(atol=1e-6, rtol=1e-6)
+
+
+@st.composite
+def configurations(draw):
+    seed = draw(st.integers(0, 2**31 - 1))
+    torch.manual_seed(seed)
+    num_heads = draw(st.integers(1, 4))
+    embed_dim = num_heads * draw(st.integers(1, 6))
+    batch, length, source = draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    torch_module = torch.nn.MultiheadAttention(embed_dim, num_heads, bias=draw(st.booleans()), batch_first=True)
+    query = torch.randn(batch, length, embed_dim)
+    self_attention = draw(st.booleans())
+    memory = query if self_attention else torch.randn(batch, source, embed_dim)
+    keys = memory.shape[1]
+    allowed = None
+    if draw(st.booleans()):
+        allowed = torch.rand(length, keys) < 0.7
+        allowed[:, 0] = True  # torch's module returns NaN for fully masked rows; keep one key per query
+    padding = None
+    if draw(st.booleans()):
+        padding = torch.ones(batch, keys, dtype=torch.bool)
+        padding[0, 1:] = torch.rand(keys - 1) < 0.6
+    return torch_module, query, memory, allowed, padding
+
+
+@settings(max_examples=200, deadline=None)
+@given(configurations())
+def test_equals_torch_multihead_attention(configuration):
+    torch_module, query, memory, allowed, padding = configuration
+    ours = MultiHeadAttention.from_torch(torch_module)
+    expected, expected_weights = torch_module(query, memory, memory, attn_mask=mask_from_torch(allowed),
+                                              key_padding_mask=mask_from_torch(padding))
+    output, weights = ours(query, memory, memory, attn_mask=allowed, key_padding_mask=padding)
+    assert output.shape == expected.shape and weights.shape == (query.shape[0], ours.num_heads, query.shape[1], memory.shape[1])
+    assert torch.allclose(output, expected, **TOLERANCE)
+    assert torch.allclose(weights.mean(dim=1), expected_weights, **TOLERANCE)  # torch averages over heads
+
+
+def test_sequence_first_torch_module_gives_the_same_numbers_transposed():
+    torch.manual_seed(0)
+    torch_module = torch.nn.MultiheadAttention(8, 2)  # batch_first=False: inputs are (T, B, E)
+    x = torch.randn(3, 5, 8)  # (B, T, E)
+    expected, _ = torch_module(x.transpose(0, 1), x.transpose(0, 1), x.transpose(0, 1))  # (T, B, E)
+    output, _ = MultiHeadAttention.from_torch(torch_module)(x)
+    assert torch.allclose(output, expected.transpose(0, 1), **TOLERANCE)
+
+
+def test_additive_float_mask_and_defaults():
+    torch.manual_seed(1)
+    torch_module = torch.nn.MultiheadAttention(6, 3, batch_first=True)
+    x = torch.randn(2, 4, 6)
+    bias = torch.randn(4, 4).masked_fill(torch.ones(4, 4, dtype=torch.bool).triu(1), float("-inf"))
+    expected, _ = torch_module(x, x, x, attn_mask=bias)
+    output, _ = MultiHeadAttention.from_torch(torch_module)(x, attn_mask=bias)
+    assert torch.allclose(output, expected, **TOLERANCE)
+
+
+def test_split_and_merge_are_inverse_and_keep_each_heads_features():
+    x = torch.arange(2 * 3 * 6, dtype=torch.float32).view(2, 3, 6)  # (B, T, E)
+    heads = split_heads(x, 2)  # (B, H, T, D)
+    assert heads.shape == (2, 2, 3, 3)
+    assert torch.equal(heads[0, 1, 2], x[0, 2, 3:])  # head 1 of position 2 = its features 3..5
+    assert torch.equal(merge_heads(heads), x)
+    assert torch.equal(torch.einsum("bthd->bhtd", x.view(2, 3, 2, 3)), heads)  # the einsum version agrees
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: MultiHeadAttention(10, 3), "embed_dim=10 is not divisible by num_heads=3"),
+    (lambda: split_heads(torch.randn(2, 3, 10), 4), "embed_dim=10 is not divisible by num_heads=4"),
+    (lambda: MultiHeadAttention(8, 2)(torch.randn(5, 8)), "query must have 3 dimensions, got shape (5, 8)"),
+    (lambda: MultiHeadAttention(8, 2)(torch.randn(2, 5, 6)), "query has feature size 6, expected embed_dim=8"),
+    (lambda: MultiHeadAttention(8, 2)(torch.randn(2, 5, 8), torch.randn(2, 4, 8), torch.randn(2, 3, 8)),
+     "key and value must have the same batch size and length, got key (2, 4, 8) and value (2, 3, 8)"),
+    (lambda: MultiHeadAttention(8, 2)(torch.randn(2, 5, 8), attn_mask=torch.ones(5, 4, dtype=torch.bool)),
+     "attn_mask of shape (5, 4) does not broadcast to the attention scores' shape (2, 2, 5, 5)"),
+    (lambda: MultiHeadAttention(8, 2)(torch.randn(2, 5, 8), key_padding_mask=torch.ones(2, 4, dtype=torch.bool)),
+     "key_padding_mask must have shape (B, S) = (2, 5), got (2, 4)"),
+    (lambda: MultiHeadAttention.from_torch(torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4)), "kdim = vdim = embed_dim"),
+])
+def test_bad_input_raises_a_value_error_that_names_the_shapes(make, message):
+    with pytest.raises(ValueError) as error:
+        make()
+    assert message in str(error.value)
