@@ -136,7 +136,8 @@ _SCORES_MISTAKES = (
 _TRANSPOSE_HINTS = (
     (lambda case, error: _matmul_error(case, error) and _rank(case) > 2,
      "For a batch, keys.T reverses every axis; swap only the last two: keys.swapaxes(-1, -2)."),
-    (_matmul_error, "The inner sizes must match: transpose keys (keys.T) so that (T, D) @ (D, S) gives (T, S)."),
+    (_matmul_error, "The inner sizes must match: transpose keys' last two axes, np.swapaxes(keys, -1, -2), so "
+                    "that (T, D) @ (D, S) gives (T, S)."),
 )
 
 check_attention_scores = _register(Check(
@@ -296,8 +297,8 @@ check_masked_attention = _register(Check(
     mistakes=(
         Mistake("the mask's meaning is reversed: True = may attend, so keep the scores where mask is True and set "
                 "them to -inf where it is False: np.where(mask, scores, -np.inf).",
-                lambda case, got, exp: like(ref.scaled_dot_product_attention)(
-                    Case("", case.args[:3] + (~case.args[3],)), got, exp)),
+                lambda case, got, exp: any(like(variant)(Case("", case.args[:3] + (~case.args[3],)), got, exp)
+                                           for variant in (ref.scaled_dot_product_attention, _nan_rows))),
         Mistake("the mask is applied after the softmax: masked weights are 0 but the rest no longer sum to 1. "
                 "Mask the scores (set them to -inf) before the softmax.", like(_masked_after_softmax)),
         Mistake("a query whose keys are all masked gives NaN (exp(-inf - -inf) = exp(nan)). The course follows "
@@ -351,6 +352,8 @@ def _sdpa_cases(rng):
              (_tensor(rng, 2, 4, 5), _tensor(rng, 2, 6, 5), _tensor(rng, 2, 6, 2)), {"attn_mask": additive}),
         Case("is_causal=True with T = S = 5", (_tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 4)),
              {"is_causal": True}),
+        Case("is_causal=True with T = 3 queries and S = 5 keys (mask (T, S), lower triangle from the top left)",
+             (_tensor(rng, 2, 3, 4), _tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 4)), {"is_causal": True}),
         Case("float64 inputs (3, 7), (4, 7), (4, 2)",
              (_tensor(rng, 3, 7, dtype="float64"), _tensor(rng, 4, 7, dtype="float64"), _tensor(rng, 4, 2, dtype="float64"))),
         Case("inputs that require gradients (autograd must flow through)", tuple(grad_inputs)),
@@ -358,7 +361,7 @@ def _sdpa_cases(rng):
 
 
 def _torch_variant(scale=True, axis=-1, reverse_bool=False, multiply_float=False, ignore_causal=False,
-                   upper_causal=False, nan_rows=False):
+                   upper_causal=False, nan_rows=False, after_softmax=False, add_bool=False, large_negative=False):
     """Attention as a learner might get it wrong; each flag is one mistake."""
 
     def attend(query, key, value, attn_mask=None, is_causal=False):
@@ -373,7 +376,14 @@ def _torch_variant(scale=True, axis=-1, reverse_bool=False, multiply_float=False
             ones = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool)
             attn_mask = ones.triu() if upper_causal else ones.tril()  # (T, S)
         if attn_mask is not None and attn_mask.dtype == torch.bool:
-            scores = scores.masked_fill(attn_mask if reverse_bool else ~attn_mask, float("-inf"))
+            if after_softmax:
+                weights = torch.softmax(scores, dim=-1) * attn_mask
+                return weights @ value, weights
+            if add_bool:
+                scores = scores + attn_mask
+            else:
+                fill = -1e9 if large_negative else float("-inf")
+                scores = scores.masked_fill(attn_mask if reverse_bool else ~attn_mask, fill)
         elif attn_mask is not None:
             scores = scores * attn_mask if multiply_float else scores + attn_mask
         weights = torch.softmax(scores, dim=axis) if (nan_rows or axis != -1) else masked_softmax(scores)
@@ -388,6 +398,14 @@ _TORCH_ATTENTION_MISTAKES = (
             like(_torch_variant(reverse_bool=True))),
     Mistake("a float attn_mask is added to the scores (it holds 0 or -inf, or a bias), not multiplied.",
             like(_torch_variant(multiply_float=True))),
+    Mistake("the mask is applied after the softmax: masked weights are 0 but the rest no longer sum to 1. "
+            "Fill the masked scores with -inf before the softmax.", like(_torch_variant(after_softmax=True))),
+    Mistake("a boolean attn_mask was added to the scores as numbers (True = 1, False = 0); a boolean mask "
+            "says which keys may be attended: scores.masked_fill(~attn_mask, float('-inf')).",
+            like(_torch_variant(add_bool=True))),
+    Mistake("masked keys were filled with a large negative number: a query whose keys are all masked then "
+            "spreads its weight evenly instead of getting zeros. Use -inf and give such rows zero weights.",
+            like(_torch_variant(large_negative=True))),
     Mistake("is_causal=True is ignored: build the (T, S) lower-triangular mask (torch.ones(T, S).tril()) and "
             "use it.", lambda case, got, exp: case.kwargs.get("is_causal") and like(_torch_variant(ignore_causal=True))(case, got, exp)),
     Mistake("your causal mask lets queries see the future: query i may attend keys j <= i (lower triangle, "
@@ -518,6 +536,11 @@ check_SelfAttention = _register(Check(
     reference=_self_attention_reference,
     call=lambda cls, case: _run_module(cls, *case.args),
     outputs=(Output("output", kind="torch"),),
+    error_hints=(
+        (lambda case, error: "cannot be multiplied" in str(error),
+         "Call the layers, self.query(x), rather than multiplying by their weights: nn.Linear stores its weight "
+         "as (out, in), so x @ weight would need a .T."),
+    ),
     mistakes=(
         Mistake("you scaled by √d_model; the scores are dot products of d_head-sized vectors, so scale by "
                 "√d_head.", lambda case, got, exp: case.args[0] != case.args[1] and close_to_scaled(case, got)),

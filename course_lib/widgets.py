@@ -251,3 +251,37 @@ def positions_explorer(num_positions: int = 64, dim: int = 64):
         position_b=widgets.IntSlider(value=20, min=0, max=num_positions - 1, description="position b"),
         band=widgets.IntRangeSlider(value=(0, dim), min=0, max=dim, step=2, description="features"),
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lesson 04: which head does what?
+# ----------------------------------------------------------------------------------------------------------
+
+def heads_view(record: dict, layer: int, head: int) -> dict:
+    """One head's attention map from a record {"weights": L x (H, T, T), "labels", "scores": {name: (L, H)}}."""
+    scores = {name: float(values[layer][head]) for name, values in record["scores"].items()}
+    return {"weights": record["weights"][layer][head], "labels": record["labels"], "scores": scores,
+            "title": f"layer {layer}, head {head}: " + ", ".join(f"{name} {value:.2f}" for name, value in scores.items())}
+
+
+def heads_explorer(record: dict):
+    """Lesson 04 widget: pick a layer and a head, see its attention map with tokens on the axes."""
+    import ipywidgets as widgets
+
+    num_layers, num_heads = len(record["weights"]), len(record["weights"][0])
+    figure, (ax,) = new_figure(1, width=6.5, height=6.0)
+    first = heads_view(record, 0, 0)
+    image = plots.attention_heatmap(ax, first["weights"], first["labels"], first["labels"], title=first["title"])
+    ax.tick_params(labelsize=7)
+    figure.tight_layout()
+
+    def update(layer, head):
+        view = heads_view(record, layer, head)
+        image.set_data(view["weights"])
+        ax.set_title(view["title"], fontsize=9)
+
+    return interactive_figure(
+        figure, update,
+        layer=widgets.Dropdown(options=list(range(num_layers)), value=0, description="layer"),
+        head=widgets.Dropdown(options=list(range(num_heads)), value=0, description="head"),
+    )

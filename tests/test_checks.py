@@ -209,6 +209,10 @@ def masked_large_negative(q, k, v, mask):
     return weights @ v, weights
 
 
+def masked_reversed_nan_rows(q, k, v, mask):
+    return masked_nan_rows(q, k, v, ~mask)
+
+
 def torch_attention(reverse=False, multiply=False, ignore_causal=False, nan_rows=False, detach=False, scale=True):
     def sdpa(query, key, value, attn_mask=None, is_causal=False):
         scores = query @ key.transpose(-2, -1) / (math.sqrt(query.shape[-1]) if scale else 1.0)
@@ -265,24 +269,26 @@ def merge_by_view(x):
     return x.transpose(1, 2).view(x.shape[0], x.shape[2], -1)
 
 
+def projected_heads(module, query, key, value, attn_mask, key_padding_mask):
+    """The correct first steps of multi-head attention: heads of queries, keys, values and the combined mask."""
+    key = query if key is None else key
+    value = key if value is None else value
+    q, k, v = (multihead.split_heads(layer(x), module.num_heads) for layer, x in
+               ((module.query, query), (module.key, key), (module.value, value)))
+    mask = module._combine_masks(attn_mask, key_padding_mask, q.shape[:2] + (query.shape[1], key.shape[1]))
+    return q, k, v, mask
+
+
 class MultiHeadNoOutput(multihead.MultiHeadAttention):
     def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
-        key = query if key is None else key
-        value = key if value is None else value
-        q, k, v = (multihead.split_heads(layer(x), self.num_heads) for layer, x in
-                   ((self.query, query), (self.key, key), (self.value, value)))
-        mask = self._combine_masks(attn_mask, key_padding_mask, q.shape[:2] + (query.shape[1], key.shape[1]))
+        q, k, v, mask = projected_heads(self, query, key, value, attn_mask, key_padding_mask)
         out, weights = attention.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return multihead.merge_heads(out), weights
 
 
 class MultiHeadScaledByEmbedDim(multihead.MultiHeadAttention):
     def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
-        key = query if key is None else key
-        value = key if value is None else value
-        q, k, v = (multihead.split_heads(layer(x), self.num_heads) for layer, x in
-                   ((self.query, query), (self.key, key), (self.value, value)))
-        mask = self._combine_masks(attn_mask, key_padding_mask, q.shape[:2] + (query.shape[1], key.shape[1]))
+        q, k, v, mask = projected_heads(self, query, key, value, attn_mask, key_padding_mask)
         out, weights = attention.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.embed_dim ** -0.5)
         return self.output(multihead.merge_heads(out)), weights
 
@@ -369,6 +375,10 @@ MISTAKES = [
     ("sdpa", torch_attention(nan_rows=True), "gives NaN"),
     ("sdpa", torch_attention(scale=False), "not scaled"),
     ("sdpa", torch_attention(detach=True), "not connected to autograd"),
+    ("sdpa", checks._torch_variant(after_softmax=True), "after the softmax"),
+    ("sdpa", checks._torch_variant(add_bool=True), "added to the scores as numbers"),
+    ("sdpa", checks._torch_variant(large_negative=True), "large negative number"),
+    ("masked_attention", masked_reversed_nan_rows, "meaning is reversed"),
     ("SelfAttention", SelfAttentionScaledByModel, "√d_head"),
     ("SelfAttention", SelfAttentionWithBias, "has a bias"),
     ("SelfAttention", SelfAttentionWrongNames, "should be an nn.Linear"),
