@@ -215,11 +215,12 @@ def test_training_refuses_bad_options(options, message):
         train_induction(steps=1, **options)
 
 
-def test_training_fits_the_lesson_time_budget(trained):
+def test_training_runs_the_configured_steps(trained):
+    # Its time (7-10 s on two idle cores) is measured and printed by lesson 04, not asserted: a wall-clock
+    # test fails on a busy machine without anything being wrong.
     assert trained["config"] == {**DEFAULT_CONFIG, "seed": 0}
     assert len(trained["losses"]) == DEFAULT_CONFIG["steps"]
-    # about 10 s on two threads of a 2-core machine; 60 s is what a lesson cell may take
-    assert trained["seconds"] < 60, f"training took {trained['seconds']:.1f} s; the lesson allows 60"
+    assert trained["seconds"] > 0
 
 
 def test_the_loss_falls_from_guessing_to_copying(trained):
@@ -236,8 +237,10 @@ def test_a_layer_0_head_looks_one_back_and_a_layer_1_head_does_induction(scores)
     assert previous[0, previous_head] > 0.7, f"best layer-0 previous-token score {previous[0].max():.2f}, want > 0.7"
     assert induction[1, induction_head] > 0.9, f"best layer-1 induction score {induction[1].max():.2f}, want > 0.9"
     # specialised: each head does its own job, not the other's
-    assert induction[0, previous_head] < 0.2, f"the previous-token head also scores {induction[0, previous_head]:.2f} as induction"
-    assert previous[1, induction_head] < 0.2, f"the induction head also scores {previous[1, induction_head]:.2f} as previous-token"
+    assert induction[0, previous_head] < 0.2, (
+        f"the previous-token head also scores {induction[0, previous_head]:.2f} as an induction head")
+    assert previous[1, induction_head] < 0.2, (
+        f"the induction head also scores {previous[1, induction_head]:.2f} as a previous-token head")
 
 
 def test_no_head_in_layer_0_does_induction(scores):
