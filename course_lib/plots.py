@@ -1,20 +1,13 @@
 """Matplotlib drawings shared by the lessons and their widgets: attention heatmaps, weight bars, masks.
 
-Every function draws onto an ``Axes`` it is given (or a new figure) and returns it, so widgets and lessons
-compose them freely. Nothing here computes attention: that stays in the lesson modules.
+Every function draws onto an ``Axes`` it is given and returns what it drew, so widgets and lessons compose
+them freely and widgets can update the drawing in place. Nothing here computes attention: that stays in the lesson modules.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
-
-
-def new_axes(ncols: int = 1, width: float = 5.0, height: float = 4.0):
-    """A figure with ``ncols`` side-by-side axes (not shown until returned or displayed)."""
-    figure, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return figure, list(axes[0])
 
 
 def attention_heatmap(ax, weights, query_labels: Sequence[str] | None = None, key_labels: Sequence[str] | None = None,
@@ -50,9 +43,3 @@ def set_bars(bars, weights, highlight: int | None = None) -> None:
     for i, (bar, weight) in enumerate(zip(bars, np.asarray(weights, dtype=float))):
         bar.set_height(weight)
         bar.set_color("tab:orange" if i == highlight else "tab:blue")
-
-
-def finish(figure):
-    """Tidy the layout and return the figure (callers display it, or a widget does)."""
-    figure.tight_layout()
-    return figure
