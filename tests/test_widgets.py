@@ -53,3 +53,32 @@ def test_training_explorer_shows_each_recorded_step():
 def test_time_updates_reports_a_median():
     box = widgets.mask_explorer()
     assert widgets.time_updates(box, "length_2", [1, 2, 3]) > 0
+
+
+def test_positions_view_dot_products_fall_off_with_distance():
+    view = widgets.positions_view(position_a=10, position_b=11, band=(0, 64))
+    assert view["encoding"].shape == (64, 64)
+    similarity = view["similarity"]
+    assert similarity.argmax() == 10 and similarity[10] > similarity[11] > similarity[20] > similarity[60]
+    assert abs(view["dot"] - similarity[11]) < 1e-9
+    slow = widgets.positions_view(10, 11, band=(48, 64))  # slow features barely change over 64 positions
+    assert slow["encoding"].shape == (64, 16) and np.ptp(slow["similarity"]) < np.ptp(similarity)
+
+
+def test_heads_view_and_explorer():
+    record = {"weights": [np.eye(4)[None].repeat(2, 0), np.ones((2, 4, 4)) / 4], "labels": list("abcd"),
+              "scores": {"previous-token": np.array([[0.1, 0.2], [0.3, 0.4]])}}
+    view = widgets.heads_view(record, layer=1, head=0)
+    assert np.allclose(view["weights"], 0.25) and view["scores"] == {"previous-token": 0.3}
+    assert "layer 1, head 0: previous-token 0.30" == view["title"]
+    box = widgets.heads_explorer(record)
+    before = box.children[1].value
+    box.controls["layer"].value = 1
+    assert box.children[1].value != before
+
+
+def test_positions_explorer_redraws():
+    box = widgets.positions_explorer()
+    before = box.children[1].value
+    box.controls["band"].value = (40, 64)
+    assert box.children[1].value != before
