@@ -213,6 +213,7 @@ class Check:
     validate: Callable[[Callable], str | None] | None = None  # static checks on the function/class itself
     extra: Callable[[Callable, Case, Any], str | None] | None = None  # further checks of one case's answer
     what: str = ""  # what a pass verified, in words
+    implementation: str = ""  # dotted path of the course's own implementation: calling it earns no points
     time_limit: float = DEFAULT_TIME_LIMIT
 
     # 2) call the learner's function ------------------------------------------------------------------------

@@ -69,6 +69,7 @@ check_softmax = _register(Check(
     points=1,
     make_cases=_softmax_cases,
     reference=ref.softmax,
+    implementation="course_lib.numpy_attention.softmax",
     outputs=(Output("weights"),),
     mistakes=(
         Mistake("overflow: np.exp(1000) is inf, and inf/inf is NaN. Subtract the maximum along the axis first: "
@@ -145,6 +146,7 @@ check_attention_scores = _register(Check(
     points=1,
     make_cases=_scores_cases,
     reference=ref.attention_scores,
+    implementation="course_lib.numpy_attention.attention_scores",
     outputs=(Output("scores"),),
     mistakes=_SCORES_MISTAKES,
     error_hints=_TRANSPOSE_HINTS,
@@ -189,6 +191,7 @@ check_scaled_dot_product_attention = _register(Check(
     points=2,
     make_cases=_attention_cases,
     reference=ref.scaled_dot_product_attention,
+    implementation="course_lib.numpy_attention.scaled_dot_product_attention",
     outputs=(Output("output"), Output("weights")),
     mistakes=_ATTENTION_MISTAKES,
     error_hints=(
@@ -208,6 +211,7 @@ check_causal_mask = _register(Check(
     points=1,
     make_cases=lambda rng: [Case(f"n={n}", (n,)) for n in (4, 1, 2, int(rng.integers(5, 9)))],
     reference=ref.causal_mask,
+    implementation="course_lib.numpy_attention.causal_mask",
     outputs=(Output("mask", dtype="bool"),),
     mistakes=(
         Mistake("the meaning is reversed: in this course True = may attend, so query i sees keys j <= i "
@@ -236,6 +240,7 @@ check_padding_mask = _register(Check(
     points=1,
     make_cases=_padding_cases,
     reference=ref.padding_mask,
+    implementation="course_lib.numpy_attention.padding_mask",
     outputs=(Output("mask", dtype="bool"),),
     mistakes=(
         Mistake("the meaning is reversed: True must mark real tokens (which may be attended), False the padding.",
@@ -293,6 +298,7 @@ check_masked_attention = _register(Check(
     points=2,
     make_cases=_masked_attention_cases,
     reference=ref.scaled_dot_product_attention,
+    implementation="course_lib.numpy_attention.scaled_dot_product_attention",
     outputs=(Output("output"), Output("weights")),
     mistakes=(
         Mistake("the mask's meaning is reversed: True = may attend, so keep the scores where mask is True and set "
@@ -448,6 +454,7 @@ check_sdpa = _register(Check(
     points=2,
     make_cases=_sdpa_cases,
     reference=_sdpa_reference,
+    implementation="course_lib.attention.scaled_dot_product_attention",
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=_TORCH_ATTENTION_MISTAKES,
     error_hints=(
@@ -534,6 +541,7 @@ check_SelfAttention = _register(Check(
     points=2,
     make_cases=_self_attention_cases,
     reference=_self_attention_reference,
+    implementation="course_lib.attention.SelfAttention",
     call=lambda cls, case: _run_module(cls, *case.args),
     outputs=(Output("output", kind="torch"),),
     error_hints=(
@@ -593,6 +601,7 @@ check_split_heads = _register(Check(
         Case("x (2, 3, 4) into 1 head", (_tensor(rng, 2, 3, 4), 1)),
     ],
     reference=_split_reference,
+    implementation="course_lib.multihead.split_heads",
     outputs=(Output("heads", kind="torch"),),
     mistakes=(
         Mistake("you reshaped straight to (B, H, T, D): that cuts the (T, E) block in memory order, so a 'head' "
@@ -614,6 +623,7 @@ check_merge_heads = _register(Check(
         Case("a non-contiguous x (from a transpose)", (_tensor(rng, 2, 4, 3, 5).transpose(1, 2),)),
     ],
     reference=_merge_reference,
+    implementation="course_lib.multihead.merge_heads",
     outputs=(Output("merged", kind="torch"),),
     mistakes=(
         Mistake("you reshaped (B, H, T, D) straight to (B, T, H*D): positions and heads get mixed up. "
@@ -638,10 +648,11 @@ def _mha_cases(rng):
         ("a boolean attn_mask (T, S) = (5, 5), causal", 8, 4, 1, 5, 5, "causal"),
         ("a key_padding_mask (B, S), True = real token", 12, 2, 2, 4, 6, "padding"),
     ):
-        torch_module = torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)
-        with torch.no_grad():
-            for parameter in torch_module.parameters():
-                parameter.copy_(_tensor(rng, *parameter.shape) / embed_dim ** 0.5)
+        # the weights of a torch.nn.MultiheadAttention(embed_dim, num_heads), as plain tensors
+        weights = {"in_proj_weight": _tensor(rng, 3 * embed_dim, embed_dim) / embed_dim ** 0.5,
+                   "in_proj_bias": _tensor(rng, 3 * embed_dim) / embed_dim ** 0.5,
+                   "out_proj.weight": _tensor(rng, embed_dim, embed_dim) / embed_dim ** 0.5,
+                   "out_proj.bias": _tensor(rng, embed_dim) / embed_dim ** 0.5}
         query = _tensor(rng, batch, length, embed_dim)
         memory = query if source == length and kind != "padding" else _tensor(rng, batch, source, embed_dim)
         options = {}
@@ -649,23 +660,23 @@ def _mha_cases(rng):
             options["attn_mask"] = torch.ones(length, length, dtype=torch.bool).tril()
         if kind == "padding":
             options["key_padding_mask"] = torch.tensor([[True] * source, [True] * 3 + [False] * (source - 3)])
-        cases.append(Case(label, (embed_dim, num_heads, torch_module, query, memory), options))
+        cases.append(Case(label, (embed_dim, num_heads, weights, query, memory), options))
     return cases
 
 
-def _run_mha(cls, embed_dim, num_heads, torch_module, query, memory, **options):
-    """Build ``cls(E, H)``, load the torch module's weights into query/key/value/output, and run it."""
+def _run_mha(cls, embed_dim, num_heads, torch_weights, query, memory, **options):
+    """Build ``cls(E, H)``, load a torch.nn.MultiheadAttention's weights into query/key/value/output, run it."""
     import torch
 
     module = cls(embed_dim, num_heads)
-    weights = torch_module.in_proj_weight.detach().chunk(3)  # 3 x (E, E)
-    biases = torch_module.in_proj_bias.detach().chunk(3)  # 3 x (E,)
+    weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
+    biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
     with torch.no_grad():
         for name, weight, bias in zip(("query", "key", "value"), weights, biases):
             getattr(module, name).weight.copy_(weight)
             getattr(module, name).bias.copy_(bias)
-        module.output.weight.copy_(torch_module.out_proj.weight)
-        module.output.bias.copy_(torch_module.out_proj.bias)
+        module.output.weight.copy_(torch_weights["out_proj.weight"])
+        module.output.bias.copy_(torch_weights["out_proj.bias"])
     if memory is query:
         return module(query, **options)
     return module(query, memory, memory, **options)
@@ -706,12 +717,10 @@ def _validate_mha(cls) -> str | None:
 def _mha_variant(**mistake):
     """Multi-head attention computed functionally, with one deliberate mistake."""
 
-    def run(embed_dim, num_heads, torch_module, query, memory, attn_mask=None, key_padding_mask=None):
-        import torch
-
+    def run(embed_dim, num_heads, torch_weights, query, memory, attn_mask=None, key_padding_mask=None):
         head_dim = embed_dim // num_heads
-        weights = torch_module.in_proj_weight.detach().chunk(3)
-        biases = torch_module.in_proj_bias.detach().chunk(3)
+        weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
+        biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
         projected = [x @ w.T + b for x, w, b in zip((query, memory, memory), weights, biases)]  # 3 x (B, L, E)
 
         def split(x):
@@ -734,7 +743,7 @@ def _mha_variant(**mistake):
         merged = (attention @ v).transpose(1, 2).reshape(query.shape[0], query.shape[1], embed_dim)  # (B, T, E)
         if mistake.get("no_output_projection"):
             return merged, attention
-        return merged @ torch_module.out_proj.weight.detach().T + torch_module.out_proj.bias.detach(), attention
+        return merged @ torch_weights["out_proj.weight"].T + torch_weights["out_proj.bias"], attention
 
     return run
 
@@ -744,6 +753,7 @@ check_MultiHeadAttention = _register(Check(
     points=3,
     make_cases=_mha_cases,
     reference=_mha_reference,
+    implementation="course_lib.multihead.MultiHeadAttention",
     call=lambda cls, case: _run_mha(cls, *case.args, **case.kwargs),
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=(
@@ -796,6 +806,7 @@ check_sinusoidal_encoding = _register(Check(
     points=1,
     make_cases=lambda rng: [Case(f"num_positions={p}, dim={d}", (p, d)) for p, d in ((10, 8), (50, 16), (1, 4), (int(rng.integers(5, 30)), 32))],
     reference=_sinusoidal_reference,
+    implementation="course_lib.positional.sinusoidal_encoding",
     outputs=(Output("encoding", kind="torch"),),
     mistakes=(
         Mistake("sin and cos are swapped: even features (0, 2, 4, …) get sin, odd features get cos.",
@@ -852,6 +863,7 @@ check_apply_rope = _register(Check(
     points=2,
     make_cases=_rope_cases,
     reference=_rope_reference,
+    implementation="course_lib.positional.apply_rope",
     outputs=(Output("rotated", kind="torch"),),
     mistakes=(
         Mistake("you rotate the wrong way: (a, b) -> (a·cos θ − b·sin θ, a·sin θ + b·cos θ).",
