@@ -74,6 +74,24 @@ class CheckResult:
             self.show()
 
 
+NOT_IMPLEMENTED = ("not implemented yet: replace `raise NotImplementedError()` with your code, run that cell, "
+                   "then this one again.")
+
+
+@dataclass
+class Attempt:
+    """What happened when the learner's code ran on one case: it returned ``got``, or it failed (``message``).
+
+    ``status`` is "returned" or a failure: "not-implemented", "timeout", "error", "failed". ``extra`` holds the
+    verdict of the check's further checks on the returned value (None when they found nothing wrong).
+    """
+
+    status: str
+    got: Any = None
+    message: str = ""
+    extra: str | None = None
+
+
 class CheckTimeout(Exception):
     """Raised inside the learner's function when it runs past its time limit."""
 
@@ -153,6 +171,8 @@ def like(wrong: Callable[..., Any], component: int | None = None) -> Callable[[C
 
 
 def describe_type(value) -> str:
+    if type(value).__name__ == "Returned":  # the grader's stand-in for an object returned in the learner's kernel
+        return value.description
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"{type(value).__module__.split('.')[0]}.{type(value).__name__} of shape {tuple(value.shape)}"
     if isinstance(value, (list, tuple)):
@@ -269,44 +289,78 @@ class Check:
     # the whole check ---------------------------------------------------------------------------------------
     def run(self, function, seed: int = 0, cases: list[Case] | None = None) -> CheckResult:
         """Check ``function`` on the cases made with ``seed``. Never raises."""
-        fail = lambda status, message: CheckResult(self.name, False, 0, self.points, f"❌ {self.name}: {message}", status)
+        problem = self.preflight(function)
+        if problem is not None:
+            return self.score([], [], problem)
+        cases = self.make_cases(np.random.default_rng(seed)) if cases is None else cases
+        attempts = (self.attempt(function, case) for case in cases)  # lazily: stop at the first failure
+        return self.score(cases, attempts)
+
+    def preflight(self, function) -> "Attempt | None":
+        """Is ``function`` something to call, and does it pass the static checks (``validate``)? None if so."""
         if function is None or not callable(function):
-            return fail("failed", f"expected a function, got {describe_type(function)}. Pass the function itself, "
-                                  f"without calling it: check_{self.name}({self.name}).")
+            return Attempt("failed", message=f"expected a function, got {describe_type(function)}. Pass the "
+                                             f"function itself, without calling it: check_{self.name}({self.name}).")
         if self.validate is not None:
             try:
                 problem = self.validate(function)
             except NotImplementedError:
-                return fail("not-implemented", "not implemented yet: replace `raise NotImplementedError()` "
-                                               "with your code, run that cell, then this one again.")
+                return Attempt("not-implemented", message=NOT_IMPLEMENTED)
             except Exception as error:
                 problem = f"{type(error).__name__}: {error}"
             if problem:
-                return fail("failed", problem)
-        cases = self.make_cases(np.random.default_rng(seed)) if cases is None else cases
-        for case in cases:
-            inputs = copy.deepcopy((case.args, case.kwargs))
+                return Attempt("failed", message=problem)
+        return None
+
+    def attempt(self, function: Callable, case: Case) -> "Attempt":
+        """Step 2: call the learner's code on one case. Never raises; in the grader this runs in the learner's kernel."""
+        inputs = copy.deepcopy((case.args, case.kwargs))
+        try:
+            with time_limit(self.time_limit), np.errstate(all="ignore"):
+                got = self.invoke(function, case)
+        except NotImplementedError:
+            return Attempt("not-implemented", message=NOT_IMPLEMENTED)
+        except CheckTimeout:
+            return Attempt("timeout", message=f"on {case.label}, your function ran for more than "
+                                              f"{self.time_limit:g} s (the reference takes milliseconds). "
+                                              f"Look for an endless loop.")
+        except KeyboardInterrupt:
+            raise
+        except MemoryError:
+            return Attempt("memory-limit", message=f"on {case.label}, your function ran out of memory. Look for "
+                                                   f"an array far larger than the inputs, or a list that never "
+                                                   f"stops growing.")
+        except BaseException as error:  # the learner's code failed (sys.exit() included): say where and why
+            return Attempt("error", message=self.describe_error(case, error))
+        if not _same_inputs(inputs, (case.args, case.kwargs)):
+            return Attempt("failed", message=f"on {case.label}, your function changed its inputs in place "
+                                             f"(e.g. `x -= ...`, `x[...] = ...` or `x.add_(...)`). Compute "
+                                             f"into a new array or tensor instead.")
+        extra = None
+        if self.extra is not None:
             try:
-                with time_limit(self.time_limit), np.errstate(all="ignore"):
-                    got = self.invoke(function, case)
-            except NotImplementedError:
-                return fail("not-implemented", "not implemented yet: replace `raise NotImplementedError()` "
-                                               "with your code, run that cell, then this one again.")
-            except CheckTimeout:
-                return fail("timeout", f"on {case.label}, your function ran for more than {self.time_limit:g} s "
-                                       f"(the reference takes milliseconds). Look for an endless loop.")
-            except Exception as error:  # the learner's code failed: say where and why
-                return fail("error", self.describe_error(case, error))
-            if not _same_inputs(inputs, (case.args, case.kwargs)):
-                return fail("failed", f"on {case.label}, your function changed its input arrays in place "
-                                      f"(e.g. `x -= ...`). Compute into a new array instead.")
-            problem = self.judge(case, got)
-            if problem is None and self.extra is not None:
-                problem = self.extra(function, case, got)
-            if problem:
-                return fail("failed", f"on {case.label}: {problem}")
+                extra = self.extra(function, case, got)
+            except Exception as error:
+                extra = f"checking your answer further raised {type(error).__name__}: {error}"
+        return Attempt("returned", got=got, extra=extra)
+
+    def score(self, cases: Sequence[Case], attempts, problem: "Attempt | None" = None) -> CheckResult:
+        """Steps 3 and 4: judge each case's attempt (in the grader: in the grader's own process)."""
+        fail = lambda status, message: CheckResult(self.name, False, 0, self.points, f"❌ {self.name}: {message}", status)
+        if problem is not None:
+            return fail(problem.status, problem.message)
+        checked = 0
+        for case, attempt in zip(cases, attempts):
+            if attempt.status != "returned":
+                return fail(attempt.status, attempt.message)
+            verdict = self.judge(case, attempt.got)
+            if verdict is None:
+                verdict = attempt.extra
+            if verdict:
+                return fail("failed", f"on {case.label}: {verdict}")
+            checked += 1
         verified = f" {self.what}" if self.what else ""
-        message = f"✅ {self.name}: passed {len(cases)} cases.{verified} ({self.points:g}/{self.points:g} points)"
+        message = f"✅ {self.name}: passed {checked} cases.{verified} ({self.points:g}/{self.points:g} points)"
         return CheckResult(self.name, True, self.points, self.points, message, "passed")
 
     def describe_error(self, case: Case, error: BaseException) -> str:

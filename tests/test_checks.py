@@ -345,7 +345,7 @@ MISTAKES = [
     ("softmax", softmax_whole_sum, "sum of the whole array"),
     ("softmax", softmax_unnormalised, "do not sum to 1"),
     ("softmax", softmax_list, "returned a Python list"),
-    ("softmax", softmax_in_place, "changed its input arrays in place"),
+    ("softmax", softmax_in_place, "changed its inputs in place"),
     ("attention_scores", scores_unscaled, "not scaled"),
     ("attention_scores", scores_by_d, "divide by √D"),
     ("attention_scores", scores_not_transposed, "transpose keys"),

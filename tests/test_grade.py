@@ -1,0 +1,242 @@
+"""The grader: full marks for the solutions, 0 for the blank exercises, exactly one function's points lost for
+one wrong function, and a status (never a crashed batch) for every kind of bad submission."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import submissions
+from course_lib import checks, grade, grade_kernel
+from course_lib.release import ROOT
+
+FAST = grade.Options(cell_timeout=5, total_timeout=120, memory_mb=1536)  # the bad submissions hit limits sooner
+
+
+def by_name(results):
+    return {Path(r["file"]).name: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def course_batch(tmp_path_factory):
+    """Every solutions and exercise notebook, graded as one batch with two jobs."""
+    out = tmp_path_factory.mktemp("course") / "grades.csv"
+    paths = grade.collect([str(ROOT / "solutions"), str(ROOT / "exercises")])
+    return grade.grade_batch(paths, out, grade.Options(), jobs=2, progress=grade.Progress(len(paths), stream=io.StringIO())), out
+
+
+@pytest.fixture(scope="module")
+def bad_batch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    expected = submissions.make_bad(folder)
+    one_wrong = submissions.make_one_wrong(folder)
+    out = folder / "out" / "grades.csv"
+    stream = io.StringIO()
+    results = grade.grade_batch([*expected, one_wrong], out, FAST, jobs=2,
+                                progress=grade.Progress(len(expected) + 1, stream=stream))
+    return {Path(r["file"]): r for r in results}, expected, one_wrong, out, stream.getvalue()
+
+
+def test_every_solutions_notebook_scores_full_marks(course_batch):
+    results, _ = course_batch
+    solved = [r for r in results if "/solutions/" in r["file"]]
+    assert len(solved) == len(list((ROOT / "solutions").glob("*.ipynb"))) >= 5
+    for result in solved:
+        assert result["status"] == "ok", result
+        assert result["total"] == result["max_total"] > 0, grade.table(result)
+        assert all(e["status"] == "passed" for e in result["exercises"])
+
+
+def test_every_untouched_exercise_scores_zero_with_not_implemented(course_batch):
+    results, _ = course_batch
+    blank = [r for r in results if "/exercises/" in r["file"]]
+    assert len(blank) == len(list((ROOT / "exercises").glob("*.ipynb"))) >= 5
+    for result in blank:
+        assert result["status"] == "ok" and result["total"] == 0 and result["max_total"] > 0
+        for entry in result["exercises"]:
+            assert entry["status"] == "not-implemented", entry
+            assert "not implemented" in entry["feedback"]
+
+
+def test_the_batch_writes_csv_json_and_a_feedback_page_per_submission(course_batch):
+    results, out = course_batch
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(results)
+    for row in rows:
+        assert row["status"] == "ok"
+        assert float(row["percent"]) == (100.0 if "/solutions/" in row["file"] else 0.0)
+    assert {"softmax", "MultiHeadAttention", "apply_rope", "total", "max"} <= set(rows[0])
+    stored = json.loads(out.with_suffix(".json").read_text())
+    assert {r["file"] for r in stored} == {r["file"] for r in results}
+    pages = sorted((out.parent / "grades_feedback").glob("*.html"))
+    assert len(pages) == len(results)
+    page = next(p for p in pages if "solutions_04" in p.name).read_text()
+    assert "MultiHeadAttention" in page and "5 / 5" in page and "<!DOCTYPE html>" in page
+
+
+def test_one_wrong_function_loses_exactly_its_points_with_the_notebook_check_s_message(bad_batch):
+    results, _, one_wrong, _, _ = bad_batch
+    result = results[one_wrong]
+    assert result["status"] == "ok"
+    assert result["total"] == result["max_total"] - 1 == 3
+    entries = {e["function"]: e for e in result["exercises"]}
+    assert entries["softmax"]["points"] == 0 and entries["softmax"]["status"] == "failed"
+    assert all(e["points"] == e["max_points"] for name, e in entries.items() if name != "softmax")
+    # feedback and grade never disagree: the grader says what the learner's own check cell says
+    namespace = {}
+    exec(submissions.WRONG_SOFTMAX, namespace)
+    assert entries["softmax"]["feedback"] == checks.CHECKS["softmax"].run(namespace["softmax"]).message
+
+
+@pytest.mark.parametrize("name", sorted(submissions.BAD))
+def test_a_bad_submission_gets_its_status_and_does_not_stop_the_batch(bad_batch, name):
+    results, expected, _, _, _ = bad_batch
+    path = next(p for p in expected if p.stem == name)
+    want, result = expected[path], results[path]
+    assert result["status"] == want.status, grade.table(result)
+    statuses = {e["function"]: e["status"] for e in result["exercises"]}
+    if result["exercise"]:
+        for function in submissions.FUNCTIONS:
+            assert statuses[function] == want.functions.get(function, "passed"), grade.table(result)
+    words = " ".join([*result["notes"], *(e["feedback"] for e in result["exercises"])])
+    assert want.says in words, grade.table(result)
+
+
+def test_the_progress_bar_reports_every_submission(bad_batch):
+    results, _, _, _, progress = bad_batch
+    assert progress.count("\n") == len(results)
+    assert f"{len(results)}/{len(results)}" in progress
+
+
+def test_a_rerun_skips_graded_files_unless_forced_or_changed(bad_batch, tmp_path):
+    results, expected, one_wrong, out, _ = bad_batch
+    stream = io.StringIO()
+    again = grade.grade_batch([one_wrong], out, FAST, progress=grade.Progress(0, skipped=1, stream=stream))
+    assert "skipping 1 already graded" in stream.getvalue()
+    assert again[0]["seconds"] == results[one_wrong]["seconds"]  # the stored result, not a new grading
+    copy = tmp_path / "copy.ipynb"
+    copy.write_bytes(one_wrong.read_bytes())
+    out2 = tmp_path / "grades.csv"
+    first = grade.grade_batch([copy], out2, FAST, progress=grade.Progress(1, stream=io.StringIO()))[0]
+    forced = grade.grade_batch([copy], out2, FAST, force=True, progress=grade.Progress(1, stream=io.StringIO()))[0]
+    assert forced["seconds"] != first["seconds"] and forced["total"] == first["total"]
+    copy.write_bytes((ROOT / "solutions" / "01_attention_by_hand.ipynb").read_bytes())  # the learner resubmits
+    changed = grade.grade_batch([copy], out2, FAST, progress=grade.Progress(1, stream=io.StringIO()))[0]
+    assert changed["total"] == changed["max_total"] == 4
+
+
+def test_single_submission_prints_a_table_or_json(capsys):
+    path = str(ROOT / "solutions" / "02_masks_and_stability.ipynb")
+    assert grade.main([path]) == 0
+    table = capsys.readouterr().out
+    assert "causal_mask" in table and "total: 4/4 (100%)" in table
+    assert grade.main([path, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"status", "total", "max_total", "exercises"} <= set(result)
+    assert result["status"] == "ok" and result["total"] == result["max_total"] == 4
+    assert {"function", "points", "max_points", "status", "feedback"} <= set(result["exercises"][0])
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["no/such/file.ipynb"], "no such file or folder: no/such/file.ipynb"),
+    (["solutions", "--jobs", "0"], "--jobs must be at least 1"),
+    (["tests/*.nothing"], "no files match"),
+    (["course_lib"], "no notebooks (*.ipynb) found"),
+])
+def test_the_grader_exits_non_zero_only_when_it_cannot_run(capsys, monkeypatch, argv, says):
+    monkeypatch.chdir(ROOT)
+    assert grade.main(argv) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_console_script_is_declared():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'course-grade = "course_lib.grade:main"' in text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The pieces: plain data both ways, the reference watch, the course's versions of other functions
+# ----------------------------------------------------------------------------------------------------------
+
+def test_plain_data_round_trips_without_pickle(tmp_path):
+    shared = torch.randn(2, 3)
+    tree = {"args": (np.arange(6.0).reshape(2, 3), shared, shared, torch.ones(2, dtype=torch.bool)),
+            "more": [1, 2.5, float("-inf"), None, True, "text", np.float32(1.5)],
+            "grad": torch.zeros(3, dtype=torch.float64).requires_grad_(), "half": torch.ones(2, dtype=torch.bfloat16)}
+    grade_kernel.save(tmp_path / "tree.npz", tree)
+    back = grade_kernel.load(tmp_path / "tree.npz")
+    assert np.array_equal(back["args"][0], tree["args"][0]) and isinstance(back["args"][0], np.ndarray)
+    assert torch.equal(back["args"][1], shared) and back["args"][1] is back["args"][2]  # identity kept
+    assert back["args"][3].dtype == torch.bool
+    assert back["more"][:6] == [1, 2.5, float("-inf"), None, True, "text"] and back["more"][6] == np.float32(1.5)
+    assert back["grad"].requires_grad and back["grad"].dtype == torch.float64
+    assert back["half"].dtype == torch.bfloat16
+
+
+def test_objects_come_back_only_as_a_description(tmp_path):
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    grade_kernel.save(tmp_path / "answer.npz", (Anything(), np.array([object()], dtype=object)))
+    back = grade_kernel.load(tmp_path / "answer.npz")
+    assert all(isinstance(value, grade_kernel.Returned) for value in back)
+    assert back[0].description == "a Anything" and back[1].description == "numpy.ndarray of shape (1,)"
+    assert checks.CHECKS["softmax"].judge(checks.CHECKS["softmax"].make_cases(np.random.default_rng(0))[0],
+                                          back[0]) == "weights: expected a numpy array, got a Anything."
+
+
+def test_a_pickled_answer_file_is_refused(tmp_path):
+    np.save(tmp_path / "evil.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="unreadable answer file"):
+        grade_kernel.load(tmp_path / "evil.npy")
+
+
+def test_the_reference_watch_sees_the_implementation_however_it_is_imported():
+    from course_lib import multihead, numpy_attention
+
+    codes = grade_kernel.implementation_codes("course_lib.multihead.MultiHeadAttention")
+    assert multihead.MultiHeadAttention.forward.__code__ in codes and multihead.MultiHeadAttention.__init__.__code__ in codes
+    alias = numpy_attention.softmax
+    with grade_kernel.ReferenceWatch(grade_kernel.implementation_codes("course_lib.numpy_attention.softmax")) as watch:
+        numpy_attention.attention_scores(np.ones((2, 3)), np.ones((2, 3)))  # another function: not flagged
+    assert not watch.called and watch.intact
+    with grade_kernel.ReferenceWatch(grade_kernel.implementation_codes("course_lib.numpy_attention.softmax")) as watch:
+        (lambda x: alias(x))(np.ones(3))
+    assert watch.called
+
+
+def test_every_check_names_an_implementation_that_passes_it():
+    import importlib
+
+    for name, check in checks.CHECKS.items():
+        module, _, attribute = check.implementation.rpartition(".")
+        implementation = getattr(importlib.import_module(module), attribute)
+        assert check.run(implementation, seed=1001).passed, name
+
+
+def test_other_graded_functions_are_the_course_s_while_one_is_graded():
+    from course_lib import numpy_attention
+
+    namespace = {"softmax": "mine", "attention_scores": "mine too"}
+    with grade_kernel.course_versions(namespace, {"softmax": "course_lib.numpy_attention.softmax",
+                                                  "causal_mask": "course_lib.numpy_attention.causal_mask"}):
+        assert namespace["softmax"] is numpy_attention.softmax and namespace["attention_scores"] == "mine too"
+        assert namespace["causal_mask"] is numpy_attention.causal_mask
+    assert namespace == {"softmax": "mine", "attention_scores": "mine too"}
+
+
+def test_graded_cases_include_hidden_ones():
+    for name, check in checks.CHECKS.items():
+        seen = check.make_cases(np.random.default_rng(0))
+        hidden = [case for seed in grade.GRADING_SEEDS[1:] for case in check.make_cases(np.random.default_rng(seed))]
+        assert len(hidden) >= len(seen)
+        inputs = lambda cases: [repr(case.args) + repr(case.kwargs) for case in cases]
+        assert not set(inputs(hidden)) <= set(inputs(seen)), f"{name}: the hidden cases are the ones the learner sees"
