@@ -3,6 +3,7 @@
 
     python3 course.py lab     # create .venv if missing, install the course, open JupyterLab on the start page
     python3 course.py test    # the same set-up, then the full test suite (unit tests + every notebook under nbval)
+    python3 course.py grade SUBMISSIONS... --out grades.csv   # for teachers: course-grade (see TEACHERS.md)
 
 Both are idempotent: the virtual environment is created once and the install is redone only when
 pyproject.toml changes. Nothing is installed outside .venv. After set-up everything runs offline.
@@ -72,8 +73,13 @@ def test(args: list[str]) -> int:
     return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT, env=env)
 
 
+def grade(args: list[str]) -> int:
+    python = ensure_environment(extras="")
+    return subprocess.call([str(python), "-m", "course_lib.grade", *args], env=offline_environment())
+
+
 def main() -> int:
-    commands = {"lab": lab, "test": test}
+    commands = {"lab": lab, "test": test, "grade": grade}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
