@@ -50,5 +50,14 @@ def require_mask_shape(mask, scores_shape: Sequence[int], name: str = "mask") ->
     if broadcast_shapes(_shape(mask), scores_shape) != scores_shape:
         raise ValueError(
             f"{name} of shape {_shape(mask)} does not broadcast to the attention scores' shape {scores_shape} "
-            f"(..., T queries, S keys); a (T, S) mask, or one with size-1 axes such as (B, 1, S), is expected"
+            f"(..., T queries, S keys); a (T, S) mask, or one with size-1 axes such as "
+            f"{_size_one_example(scores_shape)}, is expected"
         )
+
+
+def _size_one_example(scores_shape: Sequence[int]) -> str:
+    """A mask shape that fits scores of this rank: (B, 1, S) for (B, T, S), (B, 1, 1, S) for (B, H, T, S)..."""
+    if len(scores_shape) <= 2:
+        return "(1, S)"
+    return "(" + ", ".join(["B"] + ["1"] * (len(scores_shape) - 2) + ["S"]) + ")" + (
+        f" for {len(scores_shape)}-D scores" if len(scores_shape) > 3 else "")
