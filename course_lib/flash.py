@@ -1,0 +1,213 @@
+"""Lesson 08: flash attention — exact attention, one key block at a time, with an online softmax.
+
+The softmax over a row of scores needs its maximum and its sum, which seem to need the whole row. They do not:
+keep a running maximum ``m``, a running normaliser ``l`` and an unnormalised output ``out``; when a new block
+of scores raises the maximum, rescale what you have by ``exp(m_old - m_new)`` (FlashAttention, Dao et al.
+2022, Algorithm 1; the FlashAttention-2 form divides by ``l`` once, at the end). The result is the exact
+softmax, not an approximation, and no more than one block x block tile of scores per head ever exists.
+
+Also here: a simulator of the memory traffic between a large slow memory and a small fast one, which is why
+this is fast on a GPU (the work is the same; the bytes moved are not).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from course_lib.validation import require_matching_features, require_rank
+
+DEFAULT_BLOCK_SIZE = 128
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The online softmax
+# ----------------------------------------------------------------------------------------------------------
+
+def online_softmax_start(query: Tensor, value_dim: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The state before any key is seen: m = -inf, l = 0, out = 0, for the rows of ``query`` (..., T, D)."""
+    rows = query.shape[:-1]  # (..., T)
+    m = torch.full(rows, float("-inf"), dtype=query.dtype)  # (..., T) running maximum of the scores
+    l = torch.zeros(rows, dtype=query.dtype)  # (..., T) running sum of exp(score - m)
+    out = torch.zeros(*rows, value_dim, dtype=query.dtype)  # (..., T, Dv) running sum of exp(score - m) * value
+    return m, l, out
+
+
+def online_softmax_update(m: Tensor, l: Tensor, out: Tensor, scores_block: Tensor,
+                          values_block: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Fold one block of keys into the running state; return the new ``(m, l, out)``.
+
+    m (..., T): the largest score seen so far in each row (-inf before any key, or if all were masked)
+    l (..., T): the sum of exp(score - m) over the keys seen so far
+    out (..., T, Dv): the sum of exp(score - m) * value over the keys seen so far (not yet divided by l)
+    scores_block (..., T, Sb): the scaled scores of the rows against this block's keys (-inf = masked)
+    values_block (..., Sb, Dv): this block's values
+    After the last block, the attention output is ``out / l`` (see :func:`online_softmax_finish`).
+    """
+    m_new = torch.maximum(m, scores_block.amax(dim=-1))  # (..., T)
+    # a row that has seen only masked keys keeps m = -inf; shift it by 0 so that exp gives 0, not NaN
+    shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)  # (..., T)
+    rescale = torch.exp(m - shift)  # (..., T) how much the old sums shrink when the maximum grows
+    weights = torch.exp(scores_block - shift.unsqueeze(-1))  # (..., T, Sb) unnormalised softmax of the block
+    l_new = rescale * l + weights.sum(dim=-1)  # (..., T)
+    out_new = rescale.unsqueeze(-1) * out + weights @ values_block  # (..., T, Dv)
+    return m_new, l_new, out_new
+
+
+def online_softmax_finish(l: Tensor, out: Tensor) -> Tensor:
+    """The attention output ``out / l`` (..., T, Dv); rows that saw no allowed key give zeros, as in lesson 02."""
+    safe = torch.where(l > 0, l, torch.ones_like(l))  # (..., T)
+    return out / safe.unsqueeze(-1)  # (..., T, Dv)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tiled attention
+# ----------------------------------------------------------------------------------------------------------
+
+def flash_attention(query: Tensor, key: Tensor, value: Tensor, is_causal: bool = False,
+                    block_size: int = DEFAULT_BLOCK_SIZE, scale: float | None = None) -> Tensor:
+    """Exact attention output (..., T, Dv) computed tile by tile: at most one (block, block) score tile per head.
+
+    Same result as ``scaled_dot_product_attention(query, key, value, is_causal=is_causal)[0]`` (lesson 03) for
+    any T, S and block size. With ``is_causal``, query i sees keys j <= i, and tiles wholly above the diagonal
+    are skipped, not computed and masked.
+    """
+    require_rank("query", query, at_least=2)
+    require_rank("key", key, at_least=2)
+    require_matching_features("query", query, "key", key)
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"key and value must hold the same number of positions S, got key {tuple(key.shape)} "
+                         f"and value {tuple(value.shape)}")
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    num_queries, num_keys = query.shape[-2], key.shape[-2]
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    outputs = []
+    for q_start in range(0, num_queries, block_size):
+        q_block = query[..., q_start:q_start + block_size, :]  # (..., Bq, D)
+        m, l, out = online_softmax_start(q_block, value.shape[-1])
+        last_query = q_start + q_block.shape[-2] - 1
+        for k_start in range(0, num_keys, block_size):
+            if is_causal and k_start > last_query:
+                break  # this tile and all after it lie above the diagonal: every key is in the future
+            k_block = key[..., k_start:k_start + block_size, :]  # (..., Bk, D)
+            v_block = value[..., k_start:k_start + block_size, :]  # (..., Bk, Dv)
+            scores = q_block @ k_block.transpose(-2, -1) * scale  # (..., Bq, Bk) the only score tile
+            if is_causal and k_start + k_block.shape[-2] - 1 > q_start:  # the tile crosses the diagonal
+                rows = torch.arange(q_start, q_start + q_block.shape[-2]).unsqueeze(-1)  # (Bq, 1)
+                cols = torch.arange(k_start, k_start + k_block.shape[-2])  # (Bk,)
+                scores = scores.masked_fill(cols > rows, float("-inf"))  # (..., Bq, Bk)
+            m, l, out = online_softmax_update(m, l, out, scores, v_block)
+        outputs.append(online_softmax_finish(l, out))  # (..., Bq, Dv)
+    return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Memory traffic: a slow large memory (HBM) and a fast small one (SRAM) of `fast_bytes`
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class MemoryTraffic:
+    """Counts bytes moved between slow and fast memory, and checks that fast memory never overflows."""
+
+    fast_bytes: int
+    bytes_per_number: int = 4
+    read: int = 0
+    written: int = 0
+    in_fast: int = 0
+    peak_fast: int = 0
+
+    def load(self, numbers: int) -> None:
+        """Bring ``numbers`` values from slow into fast memory."""
+        self.read += numbers * self.bytes_per_number
+        self.hold(numbers)
+
+    def store(self, numbers: int) -> None:
+        """Write ``numbers`` values from fast memory back to slow memory."""
+        self.written += numbers * self.bytes_per_number
+
+    def hold(self, numbers: int) -> None:
+        """Keep ``numbers`` more values in fast memory (loaded or computed there)."""
+        self.in_fast += numbers * self.bytes_per_number
+        self.peak_fast = max(self.peak_fast, self.in_fast)
+        if self.in_fast > self.fast_bytes:
+            raise ValueError(f"fast memory overflow: {self.in_fast} bytes held, only {self.fast_bytes} available")
+
+    def drop(self, numbers: int) -> None:
+        """Free ``numbers`` values of fast memory."""
+        self.in_fast -= numbers * self.bytes_per_number
+
+    @property
+    def total(self) -> int:
+        return self.read + self.written
+
+
+def _matmul_block(fast_numbers: int, inner: int) -> int:
+    """The largest b with two (b, inner) operand blocks and a (b, b) result tile in fast memory."""
+    b = int((math.sqrt(inner ** 2 + fast_numbers) - inner))  # solves b^2 + 2 b inner = fast_numbers
+    if b < 1:
+        raise ValueError(f"fast memory of {fast_numbers} numbers cannot hold even one row pair of length {inner}")
+    return b
+
+
+def standard_attention_traffic(length: int, head_dim: int, fast_bytes: int, bytes_per_number: int = 4) -> MemoryTraffic:
+    """Traffic of standard attention (FlashAttention paper, Algorithm 0): S = QKᵀ, P = softmax(S), O = PV,
+    each step reading its inputs from slow memory and writing its (T, T) result back. Θ(T·D + T²) bytes."""
+    T, D = length, head_dim
+    traffic = MemoryTraffic(fast_bytes, bytes_per_number)
+    fast = fast_bytes // bytes_per_number
+    b = min(_matmul_block(fast, D), T)
+    # 1) S = Q Kᵀ, in (b, b) tiles: a block of Q rows stays while every block of K passes through
+    for q_start in range(0, T, b):
+        rows = min(b, T - q_start)
+        traffic.load(rows * D)
+        for k_start in range(0, T, b):
+            cols = min(b, T - k_start)
+            traffic.load(cols * D)
+            traffic.hold(rows * cols)
+            traffic.store(rows * cols)
+            traffic.drop(rows * cols + cols * D)
+        traffic.drop(rows * D)
+    # 2) P = softmax(S), row by row: one pass if a row fits in fast memory, else three (max, sum, write)
+    passes = 1 if T <= fast else 3
+    traffic.read += passes * T * T * bytes_per_number
+    traffic.written += T * T * bytes_per_number
+    # 3) O = P V, in tiles: a (b, D) block of O accumulates over (b, b) tiles of P and (b, D) blocks of V
+    for q_start in range(0, T, b):
+        rows = min(b, T - q_start)
+        traffic.hold(rows * D)
+        for k_start in range(0, T, b):
+            cols = min(b, T - k_start)
+            traffic.load(rows * cols + cols * D)
+            traffic.drop(rows * cols + cols * D)
+        traffic.store(rows * D)
+        traffic.drop(rows * D)
+    return traffic
+
+
+def flash_attention_traffic(length: int, head_dim: int, fast_bytes: int, bytes_per_number: int = 4) -> MemoryTraffic:
+    """Traffic of tiled attention (Algorithm 1): blocks of K, V stay in fast memory while every block of Q, O,
+    l, m passes through; no (T, T) matrix is ever written. Θ(T²·D²/M) bytes for fast memory of M bytes."""
+    T, D = length, head_dim
+    traffic = MemoryTraffic(fast_bytes, bytes_per_number)
+    fast = fast_bytes // bytes_per_number
+    key_block = min(fast // (4 * D), T)  # Bc = ⌊M / 4D⌋ in the paper
+    # Br = min(Bc, D) in the paper, shrunk if need be so that K_j, V_j, Q_i, O_i, l_i, m_i and S_ij all fit
+    query_block = min(key_block, D, (fast - 2 * key_block * D) // (2 * D + key_block + 2))
+    if key_block < 1 or query_block < 1:
+        raise ValueError(f"fast memory of {fast_bytes} bytes is too small for head_dim={D}: it must hold at "
+                         f"least {(6 * D + 3) * bytes_per_number} bytes")
+    traffic.written += 3 * T * bytes_per_number  # O, l, m initialised to 0, 0, -inf in slow memory
+    for k_start in range(0, T, key_block):
+        cols = min(key_block, T - k_start)
+        traffic.load(2 * cols * D)  # K_j, V_j
+        for q_start in range(0, T, query_block):
+            rows = min(query_block, T - q_start)
+            traffic.load(2 * rows * D + 2 * rows)  # Q_i, O_i, l_i, m_i
+            traffic.hold(rows * cols)  # the score tile S_ij (and then P_ij, in place)
+            traffic.store(rows * D + 2 * rows)  # O_i, l_i, m_i updated
+            traffic.drop(rows * cols + 2 * rows * D + 2 * rows)
+        traffic.drop(2 * cols * D)
+    return traffic
