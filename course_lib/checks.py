@@ -876,3 +876,355 @@ check_apply_rope = _register(Check(
     ),
     what="Each interleaved pair rotated by position·10000^(−2i/D); batches and arbitrary positions work.",
 ))
+
+
+# ==========================================================================================================
+# Lesson 06: what attention costs
+# ==========================================================================================================
+
+def _as_number(function, case):
+    """Call a function that returns a count; hand the checker a float64 array (the checks compare arrays)."""
+    import numbers
+
+    result = function(*case.args, **case.kwargs)
+    if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
+        result = result.item()
+    if isinstance(result, bool) or not isinstance(result, numbers.Real):
+        return result  # judged as it is: the verdict says what kind of value came back
+    return np.asarray(float(result))
+
+
+def _validate_returns_number(name, args):
+    def validate(function) -> str | None:
+        import numbers
+
+        from course_lib.checking import describe_type
+
+        result = function(*args)
+        if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
+            result = result.item()
+        if isinstance(result, bool) or not isinstance(result, numbers.Real):
+            return f"{name}{args} should return a number (an int), got {describe_type(result)}."
+        return None
+
+    return validate
+
+
+def _flops_reference(num_queries, num_keys, head_dim, num_heads):
+    from course_lib.cost import attention_flops
+
+    return attention_flops(num_queries, num_keys, head_dim, num_heads)
+
+
+check_attention_flops = _register(Check(
+    name="attention_flops",
+    points=1,
+    make_cases=lambda rng: [
+        Case("T = S = 1024, D = 64, one head", (1024, 1024, 64, 1)),
+        Case("T = 10 queries, S = 30 keys (cross-attention), D = 8, 2 heads", (10, 30, 8, 2)),
+        Case("T = 1 query (one generation step), S = 4096 keys, D = 128, 32 heads", (1, 4096, 128, 32)),
+        Case("random sizes", (int(rng.integers(2, 500)), int(rng.integers(2, 500)), int(rng.integers(2, 128)),
+                              int(rng.integers(2, 16)))),
+    ],
+    reference=_flops_reference,
+    implementation="course_lib.cost.attention_flops",
+    call=_as_number,
+    validate=_validate_returns_number("attention_flops", (4, 4, 2, 1)),
+    outputs=(Output("flops"),),
+    mistakes=(
+        Mistake("you have half the count: 4·T·S·D per head counts both matrix products (Q·Kᵀ and weights·V), each "
+                "with 2 FLOPs (a multiply and an add) per term. Yours counts one product, or multiply-adds.",
+                like(lambda t, s, d, h: 2 * t * s * d * h)),
+        Mistake("you counted T·S·D once per head: each of the two products takes T·S·D multiplies and as many "
+                "adds, 4·T·S·D in all.", like(lambda t, s, d, h: t * s * d * h)),
+        Mistake("the number of heads is missing: every head does its own 4·T·S·D.", like(lambda t, s, d, h: 4 * t * s * d)),
+        Mistake("you used T² (or S²): queries meet keys, so the scores are T·S, which differ in cross-attention "
+                "and generation.", lambda case, got, exp: case.args[0] != case.args[1] and (
+                    like(lambda t, s, d, h: 4 * t * t * d * h)(case, got, exp) or like(lambda t, s, d, h: 4 * s * s * d * h)(case, got, exp))),
+        Mistake("you divided by the number of heads: with the head dimension D given, each head costs 4·T·S·D, "
+                "so H heads cost H times as much.", like(lambda t, s, d, h: 4 * t * s * d / h)),
+    ),
+    what="4·T·S·D·H: both products, 2 FLOPs per multiply-add, every head, T ≠ S included.",
+))
+
+
+def _kv_reference(*args, **kwargs):
+    from course_lib.cost import kv_cache_bytes
+
+    return kv_cache_bytes(*args, **kwargs)
+
+
+check_kv_cache_bytes = _register(Check(
+    name="kv_cache_bytes",
+    points=1,
+    make_cases=lambda rng: [
+        Case("LLaMA-2-7B: 32 layers, 32 KV heads, head_dim 128, 4096 tokens (float16: 2 bytes by default)",
+             (32, 32, 128, 4096)),
+        Case("grouped-query: 80 layers, 8 KV heads, head_dim 128, 8192 tokens, batch_size=4",
+             (80, 8, 128, 8192), {"batch_size": 4}),
+        Case("multi-query in float32: 12 layers, 1 KV head, head_dim 64, 1024 tokens, bytes_per_value=4",
+             (12, 1, 64, 1024), {"bytes_per_value": 4}),
+        Case("random sizes, batch_size=3, bytes_per_value=1 (int8)",
+             (int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(8, 129)), int(rng.integers(1, 5000))),
+             {"batch_size": 3, "bytes_per_value": 1}),
+    ],
+    reference=_kv_reference,
+    implementation="course_lib.cost.kv_cache_bytes",
+    call=_as_number,
+    validate=_validate_returns_number("kv_cache_bytes", (2, 2, 4, 8)),
+    outputs=(Output("bytes"),),
+    mistakes=(
+        Mistake("bytes_per_value is ignored (or fixed): multiply by the bytes of one number, 2 for float16, "
+                "4 for float32, 1 for int8.",
+                lambda case, got, exp: "bytes_per_value" in case.kwargs and any(
+                    like(lambda l, h, d, t, batch_size=1, bytes_per_value=2, k=k: 2 * l * h * d * t * batch_size * k)(
+                        case, got, exp) for k in (1, 2, 4))),
+        Mistake("you counted only the keys (or only the values): the cache holds both, a factor 2.",
+                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: l * h * d * t * batch_size * bytes_per_value)),
+        Mistake("batch_size is ignored: every sequence in the batch has its own cache.",
+                lambda case, got, exp: case.kwargs.get("batch_size", 1) != 1 and like(
+                    lambda l, h, d, t, batch_size=1, bytes_per_value=2: 2 * l * h * d * t * bytes_per_value)(case, got, exp)),
+        Mistake("you counted numbers, not bytes: multiply by bytes_per_value.",
+                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: 2 * l * h * d * t * batch_size)),
+        Mistake("the number of layers is missing: every layer keeps its own keys and values.",
+                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: 2 * h * d * t * batch_size * bytes_per_value)),
+        Mistake("you counted bits: 1 byte = 8 bits, and bytes_per_value is already in bytes.",
+                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: 16 * l * h * d * t * batch_size * bytes_per_value)),
+    ),
+    what="2 (keys and values) · layers · batch · KV heads · tokens · head_dim · bytes per value.",
+))
+
+
+def _gqa_cases(rng):
+    import torch
+
+    return [
+        Case("query (2, 8, 5, 4) with key and value (2, 2, 5, 4): 4 query heads per KV head",
+             (_tensor(rng, 2, 8, 5, 4), _tensor(rng, 2, 2, 5, 4), _tensor(rng, 2, 2, 5, 4))),
+        Case("multi-query: query (1, 4, 3, 8), key (1, 1, 6, 8), value (1, 1, 6, 2) (one KV head, S ≠ T)",
+             (_tensor(rng, 1, 4, 3, 8), _tensor(rng, 1, 1, 6, 8), _tensor(rng, 1, 1, 6, 2))),
+        Case("H = Hkv = 3 (plain multi-head attention): query (2, 3, 4, 4), key and value (2, 3, 4, 4)",
+             (_tensor(rng, 2, 3, 4, 4), _tensor(rng, 2, 3, 4, 4), _tensor(rng, 2, 3, 4, 4))),
+        Case("query (1, 6, 4, 4), key and value (1, 2, 7, 4): the KV heads differ, so grouping order matters",
+             (_tensor(rng, 1, 6, 4, 4), _tensor(rng, 1, 2, 7, 4) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1),
+              _tensor(rng, 1, 2, 7, 4))),
+    ]
+
+
+def _gqa_reference(query, key, value):
+    from course_lib.multihead import grouped_query_attention
+
+    return grouped_query_attention(query, key, value)
+
+
+def _gqa_variant(repeat="interleave"):
+    """Grouped-query attention with the KV heads spread over the query heads in a given (maybe wrong) way."""
+
+    def attend(query, key, value):
+        from course_lib.attention import scaled_dot_product_attention
+
+        groups = query.shape[-3] // key.shape[-3]
+        if repeat == "tile":  # head h uses KV head h % Hkv: torch's .repeat, the wrong order
+            key, value = key.repeat(1, groups, 1, 1), value.repeat(1, groups, 1, 1)
+        elif repeat == "first":  # every query head uses KV head 0
+            key, value = key[:, :1], value[:, :1]
+        else:
+            key, value = key.repeat_interleave(groups, dim=-3), value.repeat_interleave(groups, dim=-3)
+        return scaled_dot_product_attention(query, key, value)
+
+    return attend
+
+
+check_grouped_query_attention = _register(Check(
+    name="grouped_query_attention",
+    points=2,
+    make_cases=_gqa_cases,
+    reference=_gqa_reference,
+    implementation="course_lib.multihead.grouped_query_attention",
+    outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
+    mistakes=(
+        Mistake("query heads are matched to the wrong KV heads: head h must use KV head h // (H / Hkv), so "
+                "consecutive query heads share one (torch's enable_gqa does the same). .repeat(...) tiles the "
+                "KV heads (0, 1, 0, 1, …); use .repeat_interleave(H // Hkv, dim=1) (0, 0, 1, 1, …).",
+                like(_gqa_variant("tile"))),
+        Mistake("every query head uses the first KV head: the Hkv key/value heads must be shared out, "
+                "H // Hkv query heads per KV head.", like(_gqa_variant("first"))),
+    ),
+    error_hints=(
+        (lambda case, error: "must match the size" in str(error) or "size of tensor" in str(error),
+         "key and value have fewer heads than query: repeat each KV head H // Hkv times along the head axis "
+         "(repeat_interleave(groups, dim=1)) before attending, or group the query heads with a view."),
+    ),
+    what="Query head h attends with KV head h // (H/Hkv), as torch's enable_gqa=True; MQA (Hkv = 1) and MHA "
+         "(Hkv = H) are the two ends.",
+))
+
+
+# ==========================================================================================================
+# Lesson 07: sparse attention
+# ==========================================================================================================
+
+def _offsets(n):
+    import torch
+
+    return torch.arange(n)[:, None] - torch.arange(n)[None, :]  # (n, n): i - j
+
+
+def _window_reference(n, window):
+    from course_lib.sparse import sliding_window_mask
+
+    return sliding_window_mask(n, window)
+
+
+check_sliding_window_mask = _register(Check(
+    name="sliding_window_mask",
+    points=1,
+    make_cases=lambda rng: [Case(f"n={n}, window={w}", (n, w)) for n, w in
+                            ((8, 2), (6, 0), (5, 10), (int(rng.integers(10, 20)), int(rng.integers(1, 5))))],
+    reference=_window_reference,
+    implementation="course_lib.sparse.sliding_window_mask",
+    outputs=(Output("mask", kind="torch", dtype="bool"),),
+    mistakes=(
+        Mistake("off by one: a window of w lets query i see keys i - w … i + w, both ends included: "
+                "|i - j| <= window, not < window.", like(lambda n, w: _offsets(n).abs() < w)),
+        Mistake("you made it causal (j <= i only): the sliding window looks both ways, |i - j| <= window.",
+                like(lambda n, w: (_offsets(n).abs() <= w) & (_offsets(n) >= 0))),
+        Mistake("the meaning is reversed: True = may attend, i.e. inside the window.",
+                like(lambda n, w: _offsets(n).abs() > w)),
+        Mistake("the window is 2·window + 1 wide in total, window on each side: |i - j| <= window, not "
+                "<= window / 2.", like(lambda n, w: _offsets(n).abs() <= w // 2)),
+    ),
+    what="Boolean (n, n), True where |i − j| ≤ window, both sides, ends included; window ≥ n is all True.",
+))
+
+
+def _strided_reference(n, stride):
+    from course_lib.sparse import strided_mask
+
+    return strided_mask(n, stride)
+
+
+check_strided_mask = _register(Check(
+    name="strided_mask",
+    points=1,
+    make_cases=lambda rng: [Case(f"n={n}, stride={s}", (n, s)) for n, s in
+                            ((9, 3), (16, 4), (5, 1), (7, 10), (int(rng.integers(12, 30)), int(rng.integers(2, 6))))],
+    reference=_strided_reference,
+    implementation="course_lib.sparse.strided_mask",
+    outputs=(Output("mask", kind="torch", dtype="bool"),),
+    mistakes=(
+        Mistake("your mask lets queries see the future: the strided pattern is causal, keys j <= i only.",
+                like(lambda n, s: (_offsets(n).abs() < s) | (_offsets(n) % s == 0))),
+        Mistake("the strided part is missing: besides the stride most recent keys, query i also sees every key "
+                "a whole number of strides back, (i - j) % stride == 0.",
+                like(lambda n, s: (_offsets(n) >= 0) & (_offsets(n) < s))),
+        Mistake("the local part is missing: besides keys a whole number of strides back, query i sees the "
+                "stride most recent keys, 0 <= i - j < stride.",
+                like(lambda n, s: (_offsets(n) >= 0) & (_offsets(n) % s == 0))),
+        Mistake("off by one in the local part: the stride most recent keys are i - stride + 1 … i, so "
+                "i - j < stride, not <= stride.",
+                like(lambda n, s: (_offsets(n) >= 0) & ((_offsets(n) <= s) | (_offsets(n) % s == 0)))),
+        Mistake("you measured the stride in absolute positions (j % stride == 0); the Sparse Transformer's "
+                "strided head looks back from each query: (i - j) % stride == 0.",
+                like(lambda n, s: (_offsets(n) >= 0) & ((_offsets(n) < s) | (_arange(n)[None, :] % s == 0)))),
+    ),
+    what="Causal; key j visible to query i iff 0 ≤ i − j < stride or (i − j) % stride == 0.",
+))
+
+
+def _arange(n):
+    import torch
+
+    return torch.arange(n)
+
+
+def _sliding_attention_cases(rng):
+    return [
+        Case("query, key, value (1, 10, 8), window=2", (_tensor(rng, 1, 10, 8), _tensor(rng, 1, 10, 8), _tensor(rng, 1, 10, 8), 2)),
+        Case("heads: (2, 3, 13, 4), window=3 (T = 13 is a multiple of no block size)",
+             (_tensor(rng, 2, 3, 13, 4), _tensor(rng, 2, 3, 13, 4), _tensor(rng, 2, 3, 13, 2), 3)),
+        Case("is_causal=True: (2, 12, 4), window=4", (_tensor(rng, 2, 12, 4), _tensor(rng, 2, 12, 4), _tensor(rng, 2, 12, 4), 4),
+             {"is_causal": True}),
+        Case("window=0: each query attends only itself", (_tensor(rng, 1, 6, 4), _tensor(rng, 1, 6, 4), _tensor(rng, 1, 6, 3), 0)),
+        Case("window=10 >= T = 5: every query sees every key (dense attention)",
+             (_tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 4), _tensor(rng, 2, 5, 4), 10)),
+        Case("T = 4096, D = 8, window=4 (your peak memory is measured here and at T = 1024)",
+             (_tensor(rng, 1, 4096, 8), _tensor(rng, 1, 4096, 8), _tensor(rng, 1, 4096, 8), 4)),
+    ]
+
+
+def _sliding_attention_reference(query, key, value, window, is_causal=False):
+    from course_lib.sparse import sliding_window_attention
+
+    return sliding_window_attention(query, key, value, window, is_causal=is_causal)
+
+
+def _dense_window_variant(offset_allowed):
+    """Dense masked attention with the window rule ``offset_allowed(i - j, window, is_causal)``: how a mistake looks."""
+
+    def attend(query, key, value, window, is_causal=False):
+        from course_lib.attention import scaled_dot_product_attention
+
+        offsets = _offsets(query.shape[-2])
+        return scaled_dot_product_attention(query, key, value, attn_mask=offset_allowed(offsets, window, is_causal))[0]
+
+    return attend
+
+
+def _zero_padded_keys(query, key, value, window, is_causal=False):
+    """Padded band without masking the padding: missing keys near the edges count as zero vectors (score 0)."""
+    import torch
+
+    offsets = _offsets(query.shape[-2])  # (T, T)
+    allowed = (offsets.abs() <= window) & ((offsets >= 0) if is_causal else True)  # (T, T)
+    width = (window + 1) if is_causal else (2 * window + 1)
+    missing = width - allowed.sum(-1)  # (T,): zero keys each query also "sees", score 0 each
+    logits = (query @ key.transpose(-2, -1) / query.shape[-1] ** 0.5).masked_fill(~allowed, float("-inf"))  # (..., T, T)
+    extra = torch.log(missing.to(logits.dtype)).expand(*logits.shape[:-1])[..., None]  # (..., T, 1): log(m·e^0)
+    weights = torch.softmax(torch.cat([logits, extra], dim=-1), dim=-1)[..., :-1]  # (..., T, T): zero keys add no value
+    return weights @ value  # (..., T, Dv)
+
+
+def _memory_grows_linearly(function, case, got) -> str | None:
+    """On the long case, run the learner's function at T = 1024 and T = 4096: a band grows 4x, a (T, S) tensor 16x."""
+    query, key, value, window = case.args
+    if query.shape[-2] < 4096:
+        return None
+    from course_lib.cost import format_bytes, peak_memory
+
+    short = peak_memory(function, query[..., :1024, :], key[..., :1024, :], value[..., :1024, :], window)
+    long = peak_memory(function, query, key, value, window)
+    ratio = long / max(short, 1)
+    if ratio > 8:
+        return (f"your function's peak memory grows {ratio:.0f}× from T = 1024 to T = 4096 ({format_bytes(short)} → "
+                f"{format_bytes(long)}): it builds a (T, S) tensor (scores or a mask grow 16×). Compute each block "
+                f"of queries against only the keys within its window, so memory grows like T·window (4×).")
+    return None
+
+
+check_sliding_window_attention = _register(Check(
+    name="sliding_window_attention",
+    points=3,
+    make_cases=_sliding_attention_cases,
+    reference=_sliding_attention_reference,
+    implementation="course_lib.sparse.sliding_window_attention",
+    outputs=(Output("output", kind="torch"),),
+    mistakes=(
+        Mistake("off by one: query i sees keys with |i - j| <= window, both ends included.",
+                like(_dense_window_variant(lambda o, w, c: (o.abs() < w) & ((o >= 0) if c else True)))),
+        Mistake("is_causal=True is ignored: a causal window keeps only keys j <= i (i - window <= j <= i).",
+                lambda case, got, exp: case.kwargs.get("is_causal") and like(
+                    _dense_window_variant(lambda o, w, c: o.abs() <= w))(case, got, exp)),
+        Mistake("your causal window looks into the future: keep keys i - window <= j <= i.",
+                like(_dense_window_variant(lambda o, w, c: (o.abs() <= w) & ((o <= 0) if c else True)))),
+        Mistake("the padding is attended: near the edges the band holds positions outside 0 … T-1 (zeros after "
+                "padding), and they got weight. Mask them with -inf like the keys outside the window.",
+                like(_zero_padded_keys)),
+        Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).",
+                like(lambda q, k, v, w, is_causal=False: _dense_window_variant(
+                    lambda o, w, c: (o.abs() <= w) & ((o >= 0) if c else True))(q * q.shape[-1] ** 0.5, k, v, w, is_causal))),
+    ),
+    extra=_memory_grows_linearly,
+    what="Equal to dense attention with the window mask (T not a multiple of a block, window ≥ T, causal), and "
+         "memory grows like T·window: no (T, S) tensor.",
+))

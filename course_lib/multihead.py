@@ -2,6 +2,9 @@
 
 Each of ``H`` heads attends in its own ``D = E / H``-dimensional subspace; their outputs are concatenated and
 mixed by an output projection. Batch-first, with the course's mask convention (True = may attend).
+Lesson 06 adds grouped-query attention (:func:`grouped_query_attention`, ``num_kv_heads`` of
+``MultiHeadAttention``): fewer key/value heads, each shared by a group of query heads; it is proven equal to
+torch's ``scaled_dot_product_attention(..., enable_gqa=True)``.
 ``MultiHeadAttention.from_torch`` copies a ``torch.nn.MultiheadAttention``; the tests prove both give the same
 outputs and head-averaged weights. Torch's module is sequence-first by default and its boolean masks mean the
 opposite (True = blocked): :func:`mask_from_torch` converts one.
@@ -33,6 +36,43 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(batch, length, num_heads * head_dim)  # (B, T, H*D); reshape copies: transpose broke contiguity
 
 
+def grouped_query_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention where ``H`` query heads share ``Hkv`` key/value heads; returns (output (..., H, T, Dv), weights).
+
+    query (..., H, T, D), key (..., Hkv, S, D), value (..., Hkv, S, Dv), ``H`` a multiple of ``Hkv``: query
+    head ``h`` uses key/value head ``h // (H / Hkv)``, as torch's ``enable_gqa=True`` does. ``Hkv = H`` is
+    multi-head attention, ``Hkv = 1`` multi-query attention. The query heads are grouped by a view and the
+    keys broadcast over each group, so keys and values are never copied. ``attn_mask`` broadcasts to
+    (..., H, T, S), with lesson 03's conventions.
+    """
+    for name, tensor in (("query", query), ("key", key), ("value", value)):
+        require_rank(name, tensor, at_least=3)
+    num_heads, num_kv_heads = query.shape[-3], key.shape[-3]
+    if value.shape[-3] != num_kv_heads:
+        raise ValueError(f"key has {num_kv_heads} heads but value has {value.shape[-3]}: they must match; got key "
+                         f"{tuple(key.shape)}, value {tuple(value.shape)}")
+    if num_heads % num_kv_heads:
+        raise ValueError(f"query has {num_heads} heads but key and value have {num_kv_heads}: the number of query "
+                         f"heads must be a multiple of the number of key/value heads")
+    groups = num_heads // num_kv_heads
+    queries = query.unflatten(-3, (num_kv_heads, groups))  # (..., Hkv, G, T, D): a view, no copy
+    keys, values = key.unsqueeze(-3), value.unsqueeze(-3)  # (..., Hkv, 1, S, D): shared by the G heads of a group
+    if attn_mask is not None and attn_mask.dim() >= 3:
+        require_mask_shape(attn_mask, query.shape[:-1] + key.shape[-2:-1], name="attn_mask")
+        # the mask's head axis: size 1 broadcasts over all heads; size H splits into (Hkv, G) like the queries
+        attn_mask = attn_mask.unsqueeze(-3) if attn_mask.shape[-3] == 1 else attn_mask.unflatten(-3, (num_kv_heads, groups))
+    output, weights = scaled_dot_product_attention(queries, keys, values, attn_mask=attn_mask, is_causal=is_causal,
+                                                   scale=scale)  # (..., Hkv, G, T, Dv), (..., Hkv, G, T, S)
+    return output.flatten(-4, -3), weights.flatten(-4, -3)  # (..., H, T, Dv), (..., H, T, S)
+
+
 def mask_from_torch(mask: torch.Tensor | None) -> torch.Tensor | None:
     """Torch's nn.MultiheadAttention boolean masks say True = blocked; the course says True = may attend."""
     if mask is None or mask.dtype != torch.bool:
@@ -41,22 +81,27 @@ def mask_from_torch(mask: torch.Tensor | None) -> torch.Tensor | None:
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention, batch-first (lesson 04).
+    """Multi-head attention, batch-first (lesson 04), optionally with grouped key/value heads (lesson 06).
 
-    ``query``, ``key``, ``value`` and ``output`` are ``nn.Linear(E, E)``. ``forward(query, key=None,
+    ``query``, ``key``, ``value`` and ``output`` are ``nn.Linear(E, E)``; with ``num_kv_heads`` (a divisor of
+    ``num_heads``) ``key`` and ``value`` map E to ``num_kv_heads · D`` only. ``forward(query, key=None,
     value=None, attn_mask=None, key_padding_mask=None)`` returns ``(output (B, T, E), weights (B, H, T, S))``.
     ``attn_mask`` broadcasts to (B, H, T, S), boolean (True = may attend) or additive float;
     ``key_padding_mask`` is (B, S), True for real tokens.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True):
+    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True, num_kv_heads: int | None = None):
         super().__init__()
         if num_heads < 1 or embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_kv_heads < 1 or num_heads % num_kv_heads:
+            raise ValueError(f"num_heads={num_heads} is not divisible by num_kv_heads={num_kv_heads}")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.num_kv_heads = num_kv_heads
         self.query = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.key = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.value = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.key = nn.Linear(embed_dim, num_kv_heads * self.head_dim, bias=bias)
+        self.value = nn.Linear(embed_dim, num_kv_heads * self.head_dim, bias=bias)
         self.output = nn.Linear(embed_dim, embed_dim, bias=bias)
 
     def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
@@ -65,11 +110,14 @@ class MultiHeadAttention(nn.Module):
         self._check_inputs(query, key, value, key_padding_mask)
         # 1) project, and split the features into heads
         queries = split_heads(self.query(query), self.num_heads)  # (B, H, T, D)
-        keys = split_heads(self.key(key), self.num_heads)  # (B, H, S, D)
-        values = split_heads(self.value(value), self.num_heads)  # (B, H, S, D)
+        keys = split_heads(self.key(key), self.num_kv_heads)  # (B, Hkv, S, D); Hkv = H unless grouped
+        values = split_heads(self.value(value), self.num_kv_heads)  # (B, Hkv, S, D)
         # 2) attend, every head at once
         mask = self._combine_masks(attn_mask, key_padding_mask, queries.shape[:2] + (query.shape[1], key.shape[1]))
-        attended, weights = scaled_dot_product_attention(queries, keys, values, attn_mask=mask)  # (B, H, T, D)
+        if self.num_kv_heads == self.num_heads:
+            attended, weights = scaled_dot_product_attention(queries, keys, values, attn_mask=mask)  # (B, H, T, D)
+        else:
+            attended, weights = grouped_query_attention(queries, keys, values, attn_mask=mask)  # (B, H, T, D)
         # 3) concatenate the heads and mix them
         return self.output(merge_heads(attended)), weights  # (B, T, E), (B, H, T, S)
 

@@ -285,3 +285,143 @@ def heads_explorer(record: dict):
         layer=widgets.Dropdown(options=list(range(num_layers)), value=0, description="layer"),
         head=widgets.Dropdown(options=list(range(num_heads)), value=0, description="head"),
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lesson 06: the context-window calculator
+# ----------------------------------------------------------------------------------------------------------
+
+def context_view(embed_dim: int = 4096, num_layers: int = 32, num_heads: int = 32, num_kv_heads: int = 8,
+                 length: int = 4096, dtype: str = "float16") -> dict:
+    """Memory of one (T, T) score matrix, of all of one layer's, and of the KV cache with MHA, GQA and MQA."""
+    from course_lib import cost
+
+    if embed_dim % num_heads or num_heads % num_kv_heads:
+        raise ValueError(f"need embed_dim divisible by num_heads and num_heads by num_kv_heads, got "
+                         f"embed_dim={embed_dim}, num_heads={num_heads}, num_kv_heads={num_kv_heads}")
+    size = cost.DTYPE_BYTES[dtype]
+    head_dim = embed_dim // num_heads
+    kv_cache = {f"MHA ({num_heads} KV heads)": cost.kv_cache_bytes(num_layers, num_heads, head_dim, length, 1, size),
+                f"GQA ({num_kv_heads} KV heads)": cost.kv_cache_bytes(num_layers, num_kv_heads, head_dim, length, 1, size),
+                "MQA (1 KV head)": cost.kv_cache_bytes(num_layers, 1, head_dim, length, 1, size)}
+    one_matrix = cost.score_matrix_bytes(length, length, 1, 1, size)
+    layer_scores = cost.score_matrix_bytes(length, length, num_heads, 1, size)
+    return {"head_dim": head_dim, "score_matrix": one_matrix, "layer_scores": layer_scores, "kv_cache": kv_cache,
+            "title": f"T = {length:,} tokens, {dtype}: one score matrix {cost.format_bytes(one_matrix)}, "
+                     f"all heads of a layer {cost.format_bytes(layer_scores)}"}
+
+
+def context_explorer():
+    """Lesson 06 widget: model dimensions, sequence length and dtype -> memory of scores and KV cache."""
+    import ipywidgets as widgets
+
+    from course_lib import cost
+
+    figure, (ax,) = new_figure(1, width=8.0, height=3.6)
+    first = context_view()
+    names = ["one score matrix", "scores, all heads", *first["kv_cache"]]
+    bars = ax.barh(range(len(names)), np.ones(len(names)), color=["tab:gray", "tab:gray", "tab:red", "tab:orange", "tab:green"])
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes (log scale)")
+    labels = [ax.text(1, i, "", va="center", fontsize=9) for i in range(len(names))]
+    ax.set_title(first["title"], fontsize=9)
+    figure.tight_layout()
+
+    def update(embed_dim, num_layers, num_heads, num_kv_heads, length, dtype):
+        view = context_view(embed_dim, num_layers, num_heads, num_kv_heads, length, dtype)
+        values = [view["score_matrix"], view["layer_scores"], *view["kv_cache"].values()]
+        ax.set_yticks(range(len(values)), ["one score matrix", "scores, all heads", *view["kv_cache"]])
+        for bar, label, value in zip(bars, labels, values):
+            bar.set_width(value)
+            label.set_position((value * 1.1, label.get_position()[1]))
+            label.set_text(cost.format_bytes(value))
+        ax.set_xlim(min(values) / 2, max(values) * 20)
+        ax.set_title(view["title"], fontsize=9)
+
+    return interactive_figure(
+        figure, update,
+        embed_dim=widgets.Dropdown(options=[1024, 2048, 4096, 8192], value=4096, description="embed dim"),
+        num_layers=widgets.IntSlider(value=32, min=1, max=96, description="layers"),
+        num_heads=widgets.Dropdown(options=[8, 16, 32, 64], value=32, description="heads"),
+        num_kv_heads=widgets.Dropdown(options=[1, 2, 4, 8], value=8, description="KV heads"),
+        length=widgets.SelectionSlider(options=[2**k for k in range(9, 21)], value=4096, description="tokens"),
+        dtype=widgets.Dropdown(options=list(cost.DTYPE_BYTES), value="float16", description="dtype"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lesson 07: sparse patterns and how far information travels
+# ----------------------------------------------------------------------------------------------------------
+
+SPARSE_PATTERNS = ("sliding window", "dilated window", "strided", "fixed", "window + global", "BigBird")
+
+
+def pattern_mask(pattern: str, n: int, size: int, extra: int, seed: int = 0):
+    """The (n, n) mask of a named pattern. ``size`` is the window, stride or block size; ``extra`` is the
+    dilation, the number of summary positions, of global tokens or of random blocks."""
+    from course_lib import sparse
+
+    if pattern == "sliding window":
+        return sparse.sliding_window_mask(n, size)
+    if pattern == "dilated window":
+        return sparse.dilated_window_mask(n, size, max(extra, 1))
+    if pattern == "strided":
+        return sparse.strided_mask(n, size)
+    if pattern == "fixed":
+        return sparse.fixed_mask(n, size, summary=min(max(extra, 1), size))
+    if pattern == "window + global":
+        return sparse.sliding_window_mask(n, size) | sparse.global_mask(n, range(min(extra, n)))
+    if pattern == "BigBird":
+        return sparse.bigbird_mask(n, size, num_random=extra, num_global=1, seed=seed)
+    raise ValueError(f"unknown pattern {pattern!r}; choose one of {', '.join(SPARSE_PATTERNS)}")
+
+
+def sparse_view(pattern: str = "sliding window", size: int = 3, extra: int = 2, query: int = 40,
+                n: int = 64) -> dict:
+    """A pattern's mask, its density, and which keys reach ``query`` through 1, 2 and 3 layers of it."""
+    from course_lib import sparse
+
+    mask = pattern_mask(pattern, n, size, extra)  # (n, n)
+    reach = np.stack([sparse.reachable(mask, layers)[query].numpy() for layers in (1, 2, 3)])  # (3, n)
+    counts = [int(row.sum()) for row in reach]
+    return {"mask": mask.numpy(), "density": sparse.density(mask), "reach": reach, "counts": counts,
+            "title": f"{pattern}: density {sparse.density(mask):.1%}",
+            "reach_title": f"query {query} sees {counts[0]}, {counts[1]}, {counts[2]} of {n} keys after 1, 2, 3 layers"}
+
+
+def sparse_explorer(n: int = 64):
+    """Lesson 07 widget: a pattern and its parameters -> the mask, its density, one query's reach per layer."""
+    import ipywidgets as widgets
+
+    figure = Figure(figsize=(10.0, 4.2), dpi=80)
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(2, 2, height_ratios=(4, 1))
+    mask_ax, reach_ax = figure.add_subplot(grid[:, 0]), figure.add_subplot(grid[0, 1])
+    first = sparse_view(n=n)
+    image = mask_ax.imshow(first["mask"], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    mask_ax.set_xlabel("key")
+    mask_ax.set_ylabel("query")
+    row_line = mask_ax.axhline(40, color="tab:orange", linewidth=1)
+    reach_image = reach_ax.imshow(first["reach"], cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    reach_ax.set_yticks(range(3), ["1 layer", "2 layers", "3 layers"])
+    reach_ax.set_xlabel("key position")
+    mask_ax.set_title(first["title"])
+    reach_ax.set_title(first["reach_title"], fontsize=9)
+    figure.tight_layout()
+
+    def update(pattern, size, extra, query):
+        view = sparse_view(pattern, size, extra, query, n)
+        image.set_data(view["mask"])
+        reach_image.set_data(view["reach"])
+        row_line.set_ydata([query, query])
+        mask_ax.set_title(view["title"])
+        reach_ax.set_title(view["reach_title"], fontsize=9)
+
+    return interactive_figure(
+        figure, update,
+        pattern=widgets.Dropdown(options=list(SPARSE_PATTERNS), value="sliding window", description="pattern"),
+        size=widgets.IntSlider(value=3, min=1, max=16, description="window/stride/block"),
+        extra=widgets.IntSlider(value=2, min=0, max=8, description="dilation/global/random"),
+        query=widgets.IntSlider(value=40, min=0, max=n - 1, description="query"),
+    )

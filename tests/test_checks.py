@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from conftest import graded_functions
-from course_lib import attention, checks, multihead, positional
+from course_lib import attention, checks, cost, multihead, positional, sparse
 from course_lib import numpy_attention as ref
 from course_lib.checking import Case, Check, CheckResult
 
@@ -28,6 +28,12 @@ REFERENCES = {
     "MultiHeadAttention": multihead.MultiHeadAttention,
     "sinusoidal_encoding": positional.sinusoidal_encoding,
     "apply_rope": positional.apply_rope,
+    "attention_flops": cost.attention_flops,
+    "kv_cache_bytes": cost.kv_cache_bytes,
+    "grouped_query_attention": multihead.grouped_query_attention,
+    "sliding_window_mask": sparse.sliding_window_mask,
+    "strided_mask": sparse.strided_mask,
+    "sliding_window_attention": sparse.sliding_window_attention,
 }
 
 
@@ -325,7 +331,106 @@ def rope_rotate_half(x, positions):
     return torch.cat([a * angles.cos() - b * angles.sin(), a * angles.sin() + b * angles.cos()], dim=-1)
 
 
+def flops_one_product(num_queries, num_keys, head_dim, num_heads):
+    return 2 * num_queries * num_keys * head_dim * num_heads
+
+
+def flops_self_attention_only(num_queries, num_keys, head_dim, num_heads):
+    return 4 * num_queries * num_queries * head_dim * num_heads
+
+
+def flops_as_string(num_queries, num_keys, head_dim, num_heads):
+    return f"{4 * num_queries * num_keys * head_dim * num_heads:,}"
+
+
+def kv_keys_only(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    return num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value
+
+
+def kv_no_batch(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    return 2 * num_layers * num_kv_heads * head_dim * length * bytes_per_value
+
+
+def kv_fixed_float16(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * 2
+
+
+def gqa_tiled(query, key, value):
+    groups = query.shape[1] // key.shape[1]
+    return attention.scaled_dot_product_attention(query, key.repeat(1, groups, 1, 1), value.repeat(1, groups, 1, 1))
+
+
+def gqa_only_output(query, key, value):
+    return multihead.grouped_query_attention(query, key, value)[0]
+
+
+def window_strict(n, window):
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    return offsets.abs() < window
+
+
+def window_causal(n, window):
+    return sparse.sliding_window_mask(n, window, is_causal=True)
+
+
+def window_numpy(n, window):
+    return sparse.sliding_window_mask(n, window).numpy()
+
+
+def strided_not_causal(n, stride):
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    return (offsets.abs() < stride) | (offsets % stride == 0)
+
+
+def strided_local_only(n, stride):
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    return (offsets >= 0) & (offsets < stride)
+
+
+def sliding_dense(query, key, value, window, is_causal=False):
+    mask = sparse.sliding_window_mask(query.shape[-2], window, is_causal=is_causal)
+    return attention.scaled_dot_product_attention(query, key, value, attn_mask=mask)[0]
+
+
+def sliding_ignores_causal(query, key, value, window, is_causal=False):
+    return sparse.sliding_window_attention(query, key, value, window)
+
+
+def sliding_strict(query, key, value, window, is_causal=False):
+    return sparse.sliding_window_attention(query, key, value, window - 1, is_causal) if window > 0 else \
+        torch.zeros(*query.shape[:-1], value.shape[-1])
+
+
+def sliding_zero_padding(query, key, value, window, is_causal=False):
+    """A banded version that pads with zero keys and forgets to mask them."""
+    length, width = query.shape[-2], window + 1 if is_causal else 2 * window + 1
+    before = window
+    after = 0 if is_causal else window
+    keys = nn.functional.pad(key, (0, 0, before, after)).unfold(-2, width, 1)  # (..., T, D, width)
+    values = nn.functional.pad(value, (0, 0, before, after)).unfold(-2, width, 1)  # (..., T, Dv, width)
+    scores = (query.unsqueeze(-2) @ keys).squeeze(-2) / math.sqrt(query.shape[-1])  # (..., T, width)
+    weights = torch.softmax(scores, dim=-1)  # padding keys (zeros) get weight
+    return (values @ weights.unsqueeze(-1)).squeeze(-1)[..., :length, :]
+
+
 MISTAKES = [
+    ("attention_flops", flops_one_product, "half the count"),
+    ("attention_flops", flops_self_attention_only, "T·S"),
+    ("attention_flops", flops_as_string, "should return a number"),
+    ("kv_cache_bytes", kv_keys_only, "only the keys"),
+    ("kv_cache_bytes", kv_no_batch, "batch_size is ignored"),
+    ("kv_cache_bytes", kv_fixed_float16, "bytes_per_value is ignored"),
+    ("grouped_query_attention", gqa_tiled, "wrong KV heads"),
+    ("grouped_query_attention", gqa_only_output, "returned only output"),
+    ("sliding_window_mask", window_strict, "off by one"),
+    ("sliding_window_mask", window_causal, "made it causal"),
+    ("sliding_window_mask", window_numpy, "returned a numpy array"),
+    ("strided_mask", strided_not_causal, "see the future"),
+    ("strided_mask", strided_local_only, "strided part is missing"),
+    ("sliding_window_attention", sliding_dense, "builds a (T, S) tensor"),
+    ("sliding_window_attention", sliding_ignores_causal, "is_causal=True is ignored"),
+    ("sliding_window_attention", sliding_strict, "off by one"),
+    ("sliding_window_attention", sliding_zero_padding, "padding is attended"),
     ("split_heads", split_by_reshape, "reshaped straight to (B, H, T, D)"),
     ("merge_heads", merge_by_reshape, "Transpose to (B, T, H, D) first"),
     ("merge_heads", merge_by_view, "not contiguous"),
@@ -536,7 +641,82 @@ def rope_complex(x, positions):
     return torch.view_as_real(rotated).reshape(x.shape)
 
 
+def flops_as_float(num_queries, num_keys, head_dim, num_heads):
+    return 2.0 * (2 * num_keys * head_dim) * num_queries * num_heads  # scores and weighted sum, as a float
+
+
+def kv_per_token(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    per_token = num_layers * 2 * num_kv_heads * head_dim * bytes_per_value
+    return int(np.int64(per_token) * length * batch_size)
+
+
+def gqa_repeat_interleave(query, key, value):
+    groups = query.shape[1] // key.shape[1]
+    return attention.scaled_dot_product_attention(query, key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1))
+
+
+def gqa_with_torch(query, key, value):
+    output = nn.functional.scaled_dot_product_attention(query, key, value, enable_gqa=True)
+    groups = query.shape[1] // key.shape[1]
+    scores = query @ key.repeat_interleave(groups, 1).transpose(-2, -1) / math.sqrt(query.shape[-1])
+    return output, torch.softmax(scores, dim=-1)
+
+
+def window_loop(n, window):
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        mask[i, max(0, i - window): i + window + 1] = True
+    return mask
+
+
+def window_triangles(n, window):
+    ones = torch.ones(n, n, dtype=torch.bool)
+    return ones.triu(-window) & ones.tril(window)
+
+
+def strided_loop(n, stride):
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(i + 1):
+            mask[i, j] = i - j < stride or (i - j) % stride == 0
+    return mask
+
+
+def sliding_per_query(query, key, value, window, is_causal=False):
+    """One query at a time, with torch's attention on its own slice of keys: O(window) memory per step."""
+    length = query.shape[-2]
+    outputs = []
+    for i in range(length):
+        start, stop = max(0, i - window), (i + 1 if is_causal else min(length, i + window + 1))
+        outputs.append(nn.functional.scaled_dot_product_attention(
+            query[..., i:i + 1, :], key[..., start:stop, :], value[..., start:stop, :]))
+    return torch.cat(outputs, dim=-2)
+
+
+def sliding_masked_unfold(query, key, value, window, is_causal=False):
+    """Each query against its 2w+1 neighbours (gathered by unfold), the padding masked: O(T·window)."""
+    length, width = query.shape[-2], 2 * window + 1
+    keys = nn.functional.pad(key, (0, 0, window, window)).unfold(-2, width, 1)  # (..., T, D, width)
+    values = nn.functional.pad(value, (0, 0, window, window)).unfold(-2, width, 1)  # (..., T, Dv, width)
+    scores = (query.unsqueeze(-2) @ keys).squeeze(-2) / math.sqrt(query.shape[-1])  # (..., T, width)
+    positions = torch.arange(length)[:, None] - window + torch.arange(width)[None, :]  # (T, width)
+    allowed = (positions >= 0) & (positions < length)
+    if is_causal:
+        allowed &= positions <= torch.arange(length)[:, None]
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return (values @ weights.unsqueeze(-1)).squeeze(-1)
+
+
 ALTERNATIVES = [
+    ("attention_flops", flops_as_float),
+    ("kv_cache_bytes", kv_per_token),
+    ("grouped_query_attention", gqa_repeat_interleave),
+    ("grouped_query_attention", gqa_with_torch),
+    ("sliding_window_mask", window_loop),
+    ("sliding_window_mask", window_triangles),
+    ("strided_mask", strided_loop),
+    ("sliding_window_attention", sliding_per_query),
+    ("sliding_window_attention", sliding_masked_unfold),
     ("split_heads", split_with_einops_style),
     ("merge_heads", merge_with_cat),
     ("MultiHeadAttention", MultiHeadWithLoop),

@@ -95,3 +95,92 @@ def test_bad_input_raises_a_value_error_that_names_the_shapes(make, message):
     with pytest.raises(ValueError) as error:
         make()
     assert message in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lesson 06: grouped-query and multi-query attention, against torch's enable_gqa (same 1e-6 tolerance,
+# with 1e-5 for the functional form whose inputs are not scaled down)
+# ---------------------------------------------------------------------------------------------------------
+
+@st.composite
+def grouped_inputs(draw):
+    from course_lib.attention import causal_mask
+
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    num_kv_heads, groups = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch, length, source = draw(st.integers(1, 3)), draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    dim, value_dim = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    query = torch.randn(batch, num_kv_heads * groups, length, dim, generator=generator)
+    key = torch.randn(batch, num_kv_heads, source, dim, generator=generator)
+    value = torch.randn(batch, num_kv_heads, source, value_dim, generator=generator)
+    options = {}
+    kind = draw(st.sampled_from(["none", "mask", "per-head mask", "causal"]))
+    if kind == "mask":
+        options["attn_mask"] = torch.rand(length, source, generator=generator) < 0.7
+    elif kind == "per-head mask":
+        options["attn_mask"] = torch.rand(batch, num_kv_heads * groups, length, source, generator=generator) < 0.7
+    elif kind == "causal":
+        options["attn_mask"] = causal_mask(length, source)
+    return query, key, value, options
+
+
+@settings(max_examples=200, deadline=None)
+@given(grouped_inputs())
+def test_grouped_query_attention_equals_torch_enable_gqa(inputs):
+    from course_lib.multihead import grouped_query_attention
+
+    query, key, value, options = inputs
+    output, weights = grouped_query_attention(query, key, value, **options)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, enable_gqa=True, **options)
+    assert output.shape == expected.shape and weights.shape == query.shape[:-1] + key.shape[-2:-1]
+    assert torch.allclose(output, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_grouped_query_attention_shares_kv_head_h_over_groups_and_copies_nothing():
+    from course_lib.multihead import grouped_query_attention
+
+    torch.manual_seed(0)
+    query, key, value = torch.randn(1, 4, 3, 2), torch.randn(1, 2, 5, 2), torch.randn(1, 2, 5, 2)
+    output, _ = grouped_query_attention(query, key, value)
+    for head in range(4):  # query heads 0, 1 use KV head 0; heads 2, 3 use KV head 1
+        from course_lib.attention import scaled_dot_product_attention
+
+        alone, _ = scaled_dot_product_attention(query[:, head], key[:, head // 2], value[:, head // 2])
+        assert torch.allclose(output[:, head], alone, atol=1e-6)
+
+
+def test_multihead_module_with_fewer_kv_heads():
+    from course_lib.attention import causal_mask
+
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(12, 6, num_kv_heads=2)
+    assert layer.key.weight.shape == (4, 12) and layer.value.weight.shape == (4, 12)  # 2 KV heads of D = 2
+    x = torch.randn(2, 5, 12)
+    output, weights = layer(x, attn_mask=causal_mask(5), key_padding_mask=torch.tensor([[True] * 5, [True] * 3 + [False] * 2]))
+    assert output.shape == (2, 5, 12) and weights.shape == (2, 6, 5, 5)
+    assert torch.all(weights[1, :, :, 3:] == 0)  # padding is never attended
+    # the same layer as multi-head attention with every KV head repeated for its query heads
+    full = MultiHeadAttention(12, 6)
+    with torch.no_grad():
+        for name in ("query", "output"):
+            getattr(full, name).load_state_dict(getattr(layer, name).state_dict())
+        for name in ("key", "value"):
+            grouped = getattr(layer, name)
+            getattr(full, name).weight.copy_(grouped.weight.view(2, 1, 2, 12).expand(2, 3, 2, 12).reshape(12, 12))
+            getattr(full, name).bias.copy_(grouped.bias.view(2, 1, 2).expand(2, 3, 2).reshape(12))
+    expected, _ = full(x, attn_mask=causal_mask(5))
+    assert torch.allclose(layer(x, attn_mask=causal_mask(5))[0], expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: MultiHeadAttention(12, 6, num_kv_heads=4), "num_heads=6 is not divisible by num_kv_heads=4"),
+    (lambda: __import__("course_lib.multihead").multihead.grouped_query_attention(
+        torch.randn(1, 6, 2, 4), torch.randn(1, 4, 2, 4), torch.randn(1, 4, 2, 4)),
+     "query has 6 heads but key and value have 4"),
+    (lambda: __import__("course_lib.multihead").multihead.grouped_query_attention(
+        torch.randn(1, 4, 2, 4), torch.randn(1, 2, 2, 4), torch.randn(1, 1, 2, 4)), "key has 2 heads but value has 1"),
+])
+def test_grouped_bad_input(make, message):
+    with pytest.raises(ValueError) as error:
+        make()
+    assert message in str(error.value)

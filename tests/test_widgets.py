@@ -82,3 +82,39 @@ def test_positions_explorer_redraws():
     before = box.children[1].value
     box.controls["band"].value = (40, 64)
     assert box.children[1].value != before
+
+
+def test_context_view_compares_mha_gqa_and_mqa():
+    view = widgets.context_view(embed_dim=4096, num_layers=32, num_heads=32, num_kv_heads=8, length=4096, dtype="float16")
+    assert view["head_dim"] == 128 and view["score_matrix"] == 4096 * 4096 * 2
+    assert list(view["kv_cache"].values()) == [2 * 2**30, 2**29, 2**26]  # 32, 8 and 1 KV heads
+    assert view["layer_scores"] == 32 * view["score_matrix"]
+    with pytest.raises(ValueError, match="num_kv_heads=3"):
+        widgets.context_view(num_heads=32, num_kv_heads=3)
+
+
+def test_context_explorer_redraws():
+    box = widgets.context_explorer()
+    before = box.children[1].value
+    box.controls["length"].value = 2**16
+    assert box.children[1].value != before
+
+
+@pytest.mark.parametrize("pattern", widgets.SPARSE_PATTERNS)
+def test_sparse_view_every_pattern_reaches_at_least_as_far_with_each_layer(pattern):
+    view = widgets.sparse_view(pattern, size=4, extra=2, query=30, n=48)
+    assert view["mask"].shape == (48, 48) and 0 < view["density"] < 1
+    assert view["counts"] == sorted(view["counts"]) and view["reach"][0].sum() == view["mask"][30].sum()
+
+
+def test_sparse_view_of_a_window_grows_by_one_window_per_layer():
+    assert widgets.sparse_view("sliding window", size=3, extra=0, query=40)["counts"] == [7, 13, 19]
+    with pytest.raises(ValueError, match="unknown pattern"):
+        widgets.pattern_mask("diagonal", 8, 2, 0)
+
+
+def test_sparse_explorer_redraws():
+    box = widgets.sparse_explorer()
+    before = box.children[1].value
+    box.controls["pattern"].value = "strided"
+    assert box.children[1].value != before
