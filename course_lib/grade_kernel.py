@@ -73,11 +73,11 @@ def encode(tree, arrays: dict[str, np.ndarray]):
             data, kind = value, {"type": "numpy" if isinstance(value, np.ndarray) else "numpy-scalar"}
         else:
             return {"type": "object", "description": _describe(value)}
-        data = np.array(data, copy=True)  # a plain ndarray, whatever subclass came in
+        data = np.array(data, copy=True, subok=False)  # a plain ndarray, whatever subclass came in
         if data.dtype.hasobject or data.nbytes > MAX_ARRAY_BYTES:
             return {"type": "object", "description": _describe(value)}
         key = f"a{len(arrays)}"
-        arrays[key] = np.ascontiguousarray(data).view(np.ndarray)
+        arrays[key] = np.array(data, order="C", subok=False)  # (ascontiguousarray would make 0-d arrays 1-d)
         seen[id(value)] = key
         return {**kind, "key": key}
 

@@ -168,14 +168,16 @@ def test_the_console_script_is_declared():
 def test_plain_data_round_trips_without_pickle(tmp_path):
     shared = torch.randn(2, 3)
     tree = {"args": (np.arange(6.0).reshape(2, 3), shared, shared, torch.ones(2, dtype=torch.bool)),
-            "more": [1, 2.5, float("-inf"), None, True, "text", np.float32(1.5)],
+            "more": [1, 2.5, float("-inf"), None, True, "text", np.float32(1.5), np.array(3.0), 2 ** 40],
             "grad": torch.zeros(3, dtype=torch.float64).requires_grad_(), "half": torch.ones(2, dtype=torch.bfloat16)}
     grade_kernel.save(tmp_path / "tree.npz", tree)
     back = grade_kernel.load(tmp_path / "tree.npz")
     assert np.array_equal(back["args"][0], tree["args"][0]) and isinstance(back["args"][0], np.ndarray)
     assert torch.equal(back["args"][1], shared) and back["args"][1] is back["args"][2]  # identity kept
     assert back["args"][3].dtype == torch.bool
-    assert back["more"][:6] == [1, 2.5, float("-inf"), None, True, "text"] and back["more"][6] == np.float32(1.5)
+    assert back["more"][:6] == [1, 2.5, float("-inf"), None, True, "text"] and back["more"][8] == 2 ** 40
+    assert type(back["more"][6]) is np.float32 and back["more"][6] == 1.5
+    assert isinstance(back["more"][7], np.ndarray) and back["more"][7].shape == () and back["more"][7] == 3.0
     assert back["grad"].requires_grad and back["grad"].dtype == torch.float64
     assert back["half"].dtype == torch.bfloat16
 
