@@ -118,3 +118,29 @@ def test_sparse_explorer_redraws():
     before = box.children[1].value
     box.controls["pattern"].value = "strided"
     assert box.children[1].value != before
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 4, 16])
+def test_online_softmax_view_ends_at_the_exact_softmax_with_a_growing_maximum(block_size):
+    last = widgets.online_softmax_view(block_size, step=100)  # past the end: clamped to the last block
+    assert last["seen"] == 16 and last["num_steps"] == -(-16 // block_size)
+    assert last["error"] < 1e-12
+    assert last["m"] == sorted(last["m"]) and last["m"][-1] == pytest.approx(last["scores"].max())
+    scores = last["scores"]
+    assert last["l"][-1] == pytest.approx(np.exp(scores - scores.max()).sum())
+
+
+def test_online_softmax_view_before_the_end_is_the_average_of_the_keys_seen():
+    view = widgets.online_softmax_view(block_size=4, step=2)
+    assert view["seen"] == 8 and view["error"] > 1e-3  # half the keys: not the answer yet
+    full = widgets.online_softmax_view(block_size=8, step=1)  # the same eight keys in one block
+    np.testing.assert_allclose(view["outputs"][-1], full["outputs"][-1], rtol=1e-12)
+
+
+def test_online_softmax_explorer_redraws():
+    box = widgets.online_softmax_explorer()
+    before = box.children[1].value
+    box.controls["step"].value = 3
+    assert box.children[1].value != before
+    box.controls["block_size"].value = 5
+    assert box.controls["step"].value == 3 and box.last_seconds > 0
