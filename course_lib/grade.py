@@ -337,6 +337,20 @@ def grade_function(name: str, others: list[str], session: KernelSession, workdir
     return result
 
 
+def grade_safely(path: Path | str, options: Options | None = None,
+                 exercises: dict[str, Exercise] | None = None) -> dict[str, Any]:
+    """:func:`grade_submission`, except that a bug in the grader costs one submission, not the whole batch."""
+    try:
+        return grade_submission(path, options, exercises)
+    except GraderError:
+        raise
+    except Exception as error:  # a grader bug: report it against this file and carry on
+        result = {"file": str(path), "sha256": _sha256(Path(path)), "exercise": None, "total": 0, "max_total": 0,
+                  "exercises": []}
+        return _finish(result, "grader-error", [f"the grader failed on this file ({type(error).__name__}: "
+                                                f"{error}); please report it with the notebook."], time.monotonic())
+
+
 def grade_submission(path: Path | str, options: Options | None = None,
                      exercises: dict[str, Exercise] | None = None) -> dict[str, Any]:
     """Grade one notebook file; never raises for a bad submission (only :class:`GraderError`)."""
@@ -612,11 +626,11 @@ def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, f
 
     if jobs <= 1:
         for path in todo:
-            record(grade_submission(path, options, exercises))
+            record(grade_safely(path, options, exercises))
     else:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(grade_submission, path, options) for path in todo]
+            futures = [pool.submit(grade_safely, path, options) for path in todo]
             for future in concurrent.futures.as_completed(futures):
                 record(future.result())
     progress.close()
@@ -680,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_outputs(args.out)[0]} and {_outputs(args.out)[1]}/")
             return 0
         exercises = catalogue(options.solutions)
-        results = [grade_submission(path, options, exercises) for path in paths]
+        results = [grade_safely(path, options, exercises) for path in paths]
     except GraderError as error:
         print(f"course-grade: error: {error}", file=sys.stderr)
         return 2

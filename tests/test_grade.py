@@ -242,3 +242,15 @@ def test_graded_cases_include_hidden_ones():
         assert len(hidden) >= len(seen)
         inputs = lambda cases: [repr(case.args) + repr(case.kwargs) for case in cases]
         assert not set(inputs(hidden)) <= set(inputs(seen)), f"{name}: the hidden cases are the ones the learner sees"
+
+
+def test_a_bug_in_the_grader_costs_one_submission_not_the_batch(monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated grader bug")
+
+    monkeypatch.setattr(grade, "identify", broken)
+    paths = [ROOT / "solutions" / "01_attention_by_hand.ipynb", ROOT / "exercises" / "01_attention_by_hand.ipynb"]
+    results = grade.grade_batch(paths, tmp_path / "grades.csv", FAST, progress=grade.Progress(2, stream=io.StringIO()))
+    assert [r["status"] for r in results] == ["grader-error", "grader-error"]
+    assert "simulated grader bug" in results[0]["notes"][0]
+    assert len(list(csv.DictReader((tmp_path / "grades.csv").open()))) == 2
