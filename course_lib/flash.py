@@ -88,8 +88,13 @@ def flash_attention(query: Tensor, key: Tensor, value: Tensor, is_causal: bool =
 
     Same result as ``scaled_dot_product_attention(query, key, value, is_causal=is_causal)[0]`` (lesson 03) for
     any T, S and block size. With ``is_causal``, query i sees keys j <= i, and tiles wholly above the diagonal
-    are skipped, not computed and masked.
+    are skipped, not computed and masked. (Autograd would store every tile for the backward pass; see
+    :class:`FlashAttentionFunction` for a backward pass that recomputes them instead.)
     """
+    return flash_attention_forward(query, key, value, is_causal, block_size, scale)[0]
+
+
+def _check_inputs(query: Tensor, key: Tensor, value: Tensor, block_size: int) -> None:
     require_rank("query", query, at_least=2)
     require_rank("key", key, at_least=2)
     require_matching_features("query", query, "key", key)
@@ -98,26 +103,95 @@ def flash_attention(query: Tensor, key: Tensor, value: Tensor, is_causal: bool =
                          f"and value {tuple(value.shape)}")
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    num_queries, num_keys = query.shape[-2], key.shape[-2]
+
+
+def _key_blocks(q_start: int, q_length: int, num_keys: int, block_size: int, is_causal: bool):
+    """The (start, end) of each key block a query block [q_start, q_start + q_length) must see."""
+    for k_start in range(0, num_keys, block_size):
+        if is_causal and k_start > q_start + q_length - 1:
+            return  # this tile and all after it lie above the diagonal: every key is in the future
+        yield k_start, min(k_start + block_size, num_keys)
+
+
+def _masked_tile(scores: Tensor, q_start: int, k_start: int, is_causal: bool) -> Tensor:
+    """A tile of scores (..., Bq, Bk) with the future keys set to -inf when it crosses the causal diagonal."""
+    q_length, k_length = scores.shape[-2], scores.shape[-1]
+    if not is_causal or k_start + k_length - 1 <= q_start:  # wholly on or below the diagonal
+        return scores
+    rows = torch.arange(q_start, q_start + q_length).unsqueeze(-1)  # (Bq, 1)
+    cols = torch.arange(k_start, k_start + k_length)  # (Bk,)
+    return scores.masked_fill(cols > rows, float("-inf"))  # (..., Bq, Bk)
+
+
+def flash_attention_forward(query: Tensor, key: Tensor, value: Tensor, is_causal: bool = False,
+                            block_size: int = DEFAULT_BLOCK_SIZE, scale: float | None = None) -> tuple[Tensor, Tensor]:
+    """The tiled forward pass: the output (..., T, Dv) and each row's log-sum-exp m + log l (..., T).
+
+    The log-sum-exp is all the backward pass needs to recompute any tile's weights exactly:
+    weights = exp(scores - logsumexp). Rows that see no key get output 0 and logsumexp -inf.
+    """
+    _check_inputs(query, key, value, block_size)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
-    outputs = []
-    for q_start in range(0, num_queries, block_size):
+    outputs, logsumexps = [], []
+    for q_start in range(0, query.shape[-2], block_size):
         q_block = query[..., q_start:q_start + block_size, :]  # (..., Bq, D)
         m, l, out = online_softmax_start(q_block, value.shape[-1])
-        last_query = q_start + q_block.shape[-2] - 1
-        for k_start in range(0, num_keys, block_size):
-            if is_causal and k_start > last_query:
-                break  # this tile and all after it lie above the diagonal: every key is in the future
-            k_block = key[..., k_start:k_start + block_size, :]  # (..., Bk, D)
-            v_block = value[..., k_start:k_start + block_size, :]  # (..., Bk, Dv)
-            scores = q_block @ k_block.transpose(-2, -1) * scale  # (..., Bq, Bk) the only score tile
-            if is_causal and k_start + k_block.shape[-2] - 1 > q_start:  # the tile crosses the diagonal
-                rows = torch.arange(q_start, q_start + q_block.shape[-2]).unsqueeze(-1)  # (Bq, 1)
-                cols = torch.arange(k_start, k_start + k_block.shape[-2])  # (Bk,)
-                scores = scores.masked_fill(cols > rows, float("-inf"))  # (..., Bq, Bk)
-            m, l, out = online_softmax_update(m, l, out, scores, v_block)
+        for k_start, k_end in _key_blocks(q_start, q_block.shape[-2], key.shape[-2], block_size, is_causal):
+            scores = q_block @ key[..., k_start:k_end, :].transpose(-2, -1) * scale  # (..., Bq, Bk) the only tile
+            scores = _masked_tile(scores, q_start, k_start, is_causal)
+            m, l, out = online_softmax_update(m, l, out, scores, value[..., k_start:k_end, :])
         outputs.append(online_softmax_finish(l, out))  # (..., Bq, Dv)
-    return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+        logsumexps.append(m + torch.log(l))  # (..., Bq): -inf where l = 0
+    return torch.cat(outputs, dim=-2), torch.cat(logsumexps, dim=-1)  # (..., T, Dv), (..., T)
+
+
+def flash_attention_backward(query: Tensor, key: Tensor, value: Tensor, output: Tensor, logsumexp: Tensor,
+                             grad_output: Tensor, is_causal: bool = False, block_size: int = DEFAULT_BLOCK_SIZE,
+                             scale: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients (dquery, dkey, dvalue), recomputing each tile's weights from the saved log-sum-exp.
+
+    For one tile: P = exp(S - logsumexp); dV += Pᵀ dO; dP = dO Vᵀ; dS = P * (dP - rowsum(dO * O));
+    dQ += dS K * scale; dK += dSᵀ Q * scale (FlashAttention-2, Algorithm 2). No (T, S) matrix is stored.
+    """
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    grad_query, grad_key, grad_value = torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value)
+    row_dot = (grad_output * output).sum(dim=-1)  # (..., T): rowsum(dO * O)
+    # rows that saw no key have logsumexp -inf and weights 0: shift them by +inf so that exp gives 0, not NaN
+    shift = torch.where(torch.isinf(logsumexp), torch.full_like(logsumexp, float("inf")), logsumexp)  # (..., T)
+    for q_start in range(0, query.shape[-2], block_size):
+        rows = slice(q_start, q_start + block_size)
+        q_block, d_out = query[..., rows, :], grad_output[..., rows, :]  # (..., Bq, D), (..., Bq, Dv)
+        for k_start, k_end in _key_blocks(q_start, q_block.shape[-2], key.shape[-2], block_size, is_causal):
+            k_block, v_block = key[..., k_start:k_end, :], value[..., k_start:k_end, :]  # (..., Bk, D|Dv)
+            scores = _masked_tile(q_block @ k_block.transpose(-2, -1) * scale, q_start, k_start, is_causal)
+            weights = torch.exp(scores - shift[..., rows].unsqueeze(-1))  # (..., Bq, Bk) recomputed, exact
+            grad_value[..., k_start:k_end, :] += weights.transpose(-2, -1) @ d_out  # (..., Bk, Dv)
+            grad_weights = d_out @ v_block.transpose(-2, -1)  # (..., Bq, Bk)
+            grad_scores = weights * (grad_weights - row_dot[..., rows].unsqueeze(-1))  # (..., Bq, Bk)
+            grad_query[..., rows, :] += grad_scores @ k_block * scale  # (..., Bq, D)
+            grad_key[..., k_start:k_end, :] += grad_scores.transpose(-2, -1) @ q_block * scale  # (..., Bk, D)
+    return grad_query, grad_key, grad_value
+
+
+class FlashAttentionFunction(torch.autograd.Function):
+    """Flash attention with its own backward pass: saves only the output and the log-sum-exp, not the tiles.
+
+    ``FlashAttentionFunction.apply(query, key, value, is_causal, block_size)`` returns the output.
+    """
+
+    @staticmethod
+    def forward(ctx, query, key, value, is_causal=False, block_size=DEFAULT_BLOCK_SIZE):
+        output, logsumexp = flash_attention_forward(query, key, value, is_causal, block_size)
+        ctx.save_for_backward(query, key, value, output, logsumexp)
+        ctx.is_causal, ctx.block_size = is_causal, block_size
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        query, key, value, output, logsumexp = ctx.saved_tensors
+        grads = flash_attention_backward(query, key, value, output, logsumexp, grad_output,
+                                         ctx.is_causal, ctx.block_size)
+        return (*grads, None, None)
 
 
 # ----------------------------------------------------------------------------------------------------------

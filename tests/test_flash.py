@@ -104,7 +104,8 @@ def test_no_tensor_larger_than_one_score_tile_per_head_besides_the_output(is_cau
     query, key, value = (torch.randn(2, 3, T, 8) for _ in range(3))  # (B, H, T, D)
     with Allocations() as seen:
         flash.flash_attention(query, key, value, is_causal=is_causal, block_size=block)
-    largest_score_like = max(math.prod(shape[-2:]) for shape in seen.shapes if len(shape) >= 2 and shape[-1] != 8)
+    # (B, H, rows, keys) tensors other than the (B, H, T, 8) output: the score tiles and their weights
+    largest_score_like = max(math.prod(shape[-2:]) for shape in seen.shapes if len(shape) == 4 and shape[-1] != 8)
     assert largest_score_like <= block * block
     assert (2, 3, T, T) not in seen.shapes
 
@@ -167,3 +168,40 @@ def test_fast_memory_overflow_and_too_small_memory_are_named():
         traffic.load(26)
     with pytest.raises(ValueError, match="too small for head_dim=64"):
         flash.flash_attention_traffic(128, 64, fast_bytes=1000)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The backward pass, recomputed from the log-sum-exp (the lesson's stretch goal)
+# ----------------------------------------------------------------------------------------------------------
+
+@settings(max_examples=100, deadline=None)
+@given(inputs=attention_inputs(spreads=(0.1, 1.0, 3.0)), block_size=st.integers(1, 17), is_causal=st.booleans())
+def test_the_recomputing_backward_pass_equals_autograd_of_dense_attention(inputs, block_size, is_causal):
+    leaves = [tensor.clone().requires_grad_() for tensor in inputs]
+    dense, _ = scaled_dot_product_attention(*leaves, is_causal=is_causal)
+    grad_output = torch.randn_like(dense)
+    expected = torch.autograd.grad(dense, leaves, grad_output)
+    copies = [tensor.clone().requires_grad_() for tensor in inputs]
+    output = flash.FlashAttentionFunction.apply(*copies, is_causal, block_size)
+    torch.testing.assert_close(output, dense.detach(), rtol=1e-12, atol=1e-12)
+    for got, want in zip(torch.autograd.grad(output, copies, grad_output), expected):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_the_backward_pass_handles_rows_that_see_no_key():
+    query, key, value = (torch.randn(1, 5, 4, dtype=torch.float64) for _ in range(3))
+    output, logsumexp = flash.flash_attention_forward(query[:, :, :], key[:, :0], value[:, :0], block_size=2)
+    assert torch.equal(output, torch.zeros(1, 5, 4, dtype=torch.float64)) and torch.isinf(logsumexp).all()
+    grads = flash.flash_attention_backward(query, key[:, :0], value[:, :0], output, logsumexp, torch.ones_like(output),
+                                           block_size=2)
+    assert all(torch.isfinite(g).all() for g in grads) and torch.equal(grads[0], torch.zeros_like(query))
+
+
+def test_the_backward_pass_holds_one_tile_at_a_time():
+    T, block = 96, 16
+    leaves = [torch.randn(2, T, 8, requires_grad=True) for _ in range(3)]
+    output = flash.FlashAttentionFunction.apply(*leaves, True, block)
+    with Allocations() as seen:
+        output.sum().backward()
+    # (B, rows, keys) tensors other than the (B, T, 8) gradients: the recomputed tiles
+    assert max(math.prod(shape[-2:]) for shape in seen.shapes if len(shape) == 3 and shape[-1] != 8) <= block * block
