@@ -1361,6 +1361,21 @@ def _flash_variant(**mistake):
     return lambda query, key, value, is_causal=False, block_size=64: attend(query, key, value, is_causal=is_causal)[0]
 
 
+def _flash_diagonal_unmasked(query, key, value, is_causal=False, block_size=64):
+    """Tiled attention that skips the tiles above the diagonal but forgets to mask inside the diagonal ones."""
+    from course_lib import flash
+
+    outputs = []
+    for q_start in range(0, query.shape[-2], block_size):
+        q_block = query[..., q_start:q_start + block_size, :]  # (..., Bq, D)
+        state = flash.online_softmax_start(q_block, value.shape[-1])
+        for k_start, k_end in flash._key_blocks(q_start, q_block.shape[-2], key.shape[-2], block_size, is_causal):
+            scores = q_block @ key[..., k_start:k_end, :].transpose(-2, -1) * query.shape[-1] ** -0.5  # (..., Bq, Bk)
+            state = flash.online_softmax_update(*state, scores, value[..., k_start:k_end, :])
+        outputs.append(flash.online_softmax_finish(state[1], state[2]))
+    return __import__("torch").cat(outputs, dim=-2)  # (..., T, Dv)
+
+
 def _largest_intermediate(function, *args, **kwargs) -> int:
     """The most numbers held by any one tensor that an operation inside ``function`` returned."""
     import torch
@@ -1406,6 +1421,9 @@ check_flash_attention = _register(Check(
         Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_flash_variant(scale=False))),
         Mistake("is_causal=True is ignored: query i may only see keys j <= i.",
                 lambda case, got, exp: case.kwargs.get("is_causal") and like(_flash_variant(ignore_causal=True))(case, got, exp)),
+        Mistake("the tiles on the diagonal are not masked: skipping the tiles above the diagonal is not enough, "
+                "inside a tile that crosses it set the scores of keys j > i to -inf (masked_fill) before the update.",
+                lambda case, got, exp: case.kwargs.get("is_causal") and like(_flash_diagonal_unmasked)(case, got, exp)),
     ),
     extra=_no_full_score_matrix,
     error_hints=(

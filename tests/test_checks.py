@@ -558,6 +558,7 @@ MISTAKES = [
     ("flash_attention", flash_dense, "the full (B, H, T, S) scores hold 18432"),
     ("flash_attention", flash_unscaled, "not scaled by 1/√D"),
     ("flash_attention", flash_ignores_causal, "is_causal=True is ignored"),
+    ("flash_attention", checks._flash_diagonal_unmasked, "the tiles on the diagonal are not masked"),
     ("flash_attention", flash_with_weights, "output: expected a torch tensor, got a tuple of length 2"),
     ("flash_attention", flash_fixed_last_block, "The last block is smaller"),
 ]
