@@ -70,7 +70,16 @@ def test(args: list[str]) -> int:
     python = ensure_environment(extras="test")
     env = offline_environment()
     env["MPLBACKEND"] = "Agg"
-    return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT, env=env)
+    return subprocess.call([str(python), "-m", "pytest", *parallel(args), *args], cwd=ROOT, env=env)
+
+
+def parallel(args: list[str]) -> list[str]:
+    """pytest-xdist workers, one per core (at most 4), unless the arguments choose: each file stays on one
+    worker (--dist loadfile), so a notebook's cells run in order in one kernel under nbval."""
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2 or any(arg == "-n" or arg.startswith(("-n", "--numprocesses", "-p")) for arg in args):
+        return []
+    return ["-n", str(workers), "--dist", "loadfile"]
 
 
 def grade(args: list[str]) -> int:
