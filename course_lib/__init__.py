@@ -12,6 +12,7 @@ Modules mirror the lessons:
 * :mod:`course_lib.cost` — lesson 06, what attention costs: formulas, timing and peak memory, the KV cache;
 * :mod:`course_lib.sparse` — lesson 07, sparse patterns and banded sliding-window attention;
 * :mod:`course_lib.flash` — lesson 08, flash attention: the online softmax, tiles, memory traffic;
+* :mod:`course_lib.linear` — lesson 09, linear attention: the kernel view, attention as an RNN, random features;
 * :mod:`course_lib.toy_tasks` — small synthetic tasks that train on a CPU in seconds;
 
 and the machinery: :mod:`course_lib.checks` (learner checks) on :mod:`course_lib.checking`,

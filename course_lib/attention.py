@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from course_lib.validation import require_mask_shape, require_matching_features, require_rank
+from course_lib.validation import require_attention_inputs, require_mask_shape, require_rank
 
 
 def masked_softmax(scores: torch.Tensor) -> torch.Tensor:
@@ -48,14 +48,7 @@ def scaled_dot_product_attention(
     (True = may attend) or float (added to the scores). ``scale`` defaults to 1/sqrt(D). A query that may
     attend to no key gets zero weights and a zero output, as torch >= 2.5 does.
     """
-    for name, tensor in (("query", query), ("key", key), ("value", value)):
-        require_rank(name, tensor, at_least=2)
-    require_matching_features("query", query, "key", key)
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"key has {key.shape[-2]} positions but value has {value.shape[-2]}: key (..., S, D) and value "
-            f"(..., S, Dv) must share S; got key {tuple(key.shape)}, value {tuple(value.shape)}"
-        )
+    require_attention_inputs(query, key, value)
     if is_causal and attn_mask is not None:
         raise ValueError("pass either attn_mask or is_causal=True, not both (as torch requires)")
     num_queries, num_keys = query.shape[-2], key.shape[-2]

@@ -37,14 +37,18 @@ class RetrievalTask:
 
 
 class RetrievalModel(nn.Module):
-    """Embed the pairs and the query, one head of self-attention, read the answer at the query position."""
+    """Embed the pairs and the query, one head of self-attention, read the answer at the query position.
 
-    def __init__(self, task: RetrievalTask, d_model: int = 32):
+    ``attention_class`` builds the head from ``(d_model, d_head)``: lesson 03's softmax
+    :class:`~course_lib.attention.SelfAttention` by default; lesson 09 swaps in linear attention.
+    """
+
+    def __init__(self, task: RetrievalTask, d_model: int = 32, attention_class: type[nn.Module] = SelfAttention):
         super().__init__()
         self.key_embedding = nn.Embedding(task.num_keys, d_model)
         self.value_embedding = nn.Embedding(task.num_values, d_model)
         self.query_embedding = nn.Embedding(task.num_keys, d_model)
-        self.attention = SelfAttention(d_model, d_model)
+        self.attention = attention_class(d_model, d_model)
         self.readout = nn.Linear(d_model, task.num_values)
 
     def forward(self, keys: torch.Tensor, values: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
@@ -56,12 +60,17 @@ class RetrievalModel(nn.Module):
 
 
 def train_retrieval(steps: int = 150, batch: int = 128, seed: int = 0, record_every: int = 5,
-                    learning_rate: float = 3e-3, task: RetrievalTask | None = None) -> dict:
-    """Train a RetrievalModel; record the attention map of one fixed example every ``record_every`` steps."""
+                    learning_rate: float = 3e-3, task: RetrievalTask | None = None,
+                    attention_class: type[nn.Module] = SelfAttention) -> dict:
+    """Train a RetrievalModel; record the attention map of one fixed example every ``record_every`` steps.
+
+    The same seed gives the same data and the same initial weights whatever ``attention_class`` is (as long
+    as it has the same parameters), so two kinds of attention can be compared on an equal footing.
+    """
     torch.manual_seed(seed)
     task = task or RetrievalTask()
     generator = torch.Generator().manual_seed(seed)
-    model = RetrievalModel(task)
+    model = RetrievalModel(task, attention_class=attention_class)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     shown = task.sample(1, torch.Generator().manual_seed(seed + 1))  # the example whose attention we record
     test = task.sample(1000, torch.Generator().manual_seed(seed + 2))

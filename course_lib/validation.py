@@ -32,6 +32,18 @@ def require_matching_features(name_a: str, a, name_b: str, b) -> None:
         )
 
 
+def require_attention_inputs(query, key, value) -> None:
+    """Raise unless query (..., T, D), key (..., S, D) and value (..., S, Dv) fit together for attention."""
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        require_rank(name, x, at_least=2)
+    require_matching_features("query", query, "key", key)
+    if _shape(key)[-2] != _shape(value)[-2]:
+        raise ValueError(
+            f"key has {_shape(key)[-2]} positions but value has {_shape(value)[-2]}: key (..., S, D) and value "
+            f"(..., S, Dv) must share S; got key {_shape(key)}, value {_shape(value)}"
+        )
+
+
 def broadcast_shapes(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
     """numpy/torch broadcasting of two shapes, or None when they do not broadcast."""
     result = []
