@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from course_lib.validation import require_matching_features, require_rank
+from course_lib.validation import require_attention_inputs
 
 DEFAULT_BLOCK_SIZE = 256  # on a 2-core CPU, 256-1024 run as fast as torch's fused kernel; 64 is 3-4x slower
 
@@ -95,12 +95,7 @@ def flash_attention(query: Tensor, key: Tensor, value: Tensor, is_causal: bool =
 
 
 def _check_inputs(query: Tensor, key: Tensor, value: Tensor, block_size: int) -> None:
-    require_rank("query", query, at_least=2)
-    require_rank("key", key, at_least=2)
-    require_matching_features("query", query, "key", key)
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(f"key and value must hold the same number of positions S, got key {tuple(key.shape)} "
-                         f"and value {tuple(value.shape)}")
+    require_attention_inputs(query, key, value)
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
 

@@ -123,7 +123,7 @@ def test_causal_attention_skips_the_tiles_above_the_diagonal():
 @pytest.mark.parametrize("bad, message", [
     (dict(block_size=0), "block_size must be a positive integer, got 0"),
     (dict(key=torch.randn(5, 3)), "must share D"),
-    (dict(value=torch.randn(6, 4)), "key and value must hold the same number of positions S"),
+    (dict(value=torch.randn(6, 4)), "key has 5 positions but value has 6"),
 ])
 def test_bad_inputs_are_named(bad, message):
     inputs = dict(query=torch.randn(4, 4), key=torch.randn(5, 4), value=torch.randn(5, 4))
