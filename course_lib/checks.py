@@ -29,6 +29,11 @@ def _matmul_error(case: Case, error: BaseException) -> bool:
     return isinstance(error, ValueError) and ("matmul" in str(error) or "mismatch" in str(error))
 
 
+def _torch_shape_error(case: Case, error: BaseException) -> bool:
+    """A torch error from tensors whose sizes do not fit (a matmul, an elementwise op, a broadcast)."""
+    return any(text in str(error) for text in ("must match the size", "mat1 and mat2", "size of tensor"))
+
+
 def _rank(case: Case, position: int = 0) -> int:
     return np.ndim(case.args[position])
 
@@ -458,7 +463,7 @@ check_sdpa = _register(Check(
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=_TORCH_ATTENTION_MISTAKES,
     error_hints=(
-        (lambda case, error: "must match the size" in str(error) or "mat1 and mat2" in str(error),
+        (_torch_shape_error,
          "Transpose only the last two dimensions of key: key.transpose(-2, -1) (key.T reverses all of them)."),
     ),
     extra=_check_autograd,
@@ -1051,7 +1056,7 @@ check_grouped_query_attention = _register(Check(
                 "H // Hkv query heads per KV head.", like(_gqa_variant("first"))),
     ),
     error_hints=(
-        (lambda case, error: "must match the size" in str(error) or "size of tensor" in str(error),
+        (_torch_shape_error,
          "key and value have fewer heads than query: repeat each KV head H // Hkv times along the head axis "
          "(repeat_interleave(groups, dim=1)) before attending, or group the query heads with a view."),
     ),
@@ -1459,7 +1464,7 @@ check_flash_attention = _register(Check(
     ),
     extra=_no_full_score_matrix,
     error_hints=(
-        (lambda case, error: "must match the size" in str(error) or "size of tensor" in str(error),
+        (_torch_shape_error,
          "The last block is smaller when T or S is not a multiple of block_size: slice with "
          "x[..., start:start + block_size, :] and take the block's size from the slice, not from block_size."),
     ),
@@ -1653,7 +1658,7 @@ check_linear_attention = _register(Check(
         *_LINEAR_MISTAKES,
     ),
     error_hints=(
-        (lambda case, error: "must match the size" in str(error) or "mat1 and mat2" in str(error),
+        (_torch_shape_error,
          "Transpose only the last two axes: key_features.transpose(-2, -1) @ value is (..., D, Dv), and the "
          "normaliser φ(K).sum(dim=-2) sums over the keys."),
     ),
@@ -1690,8 +1695,7 @@ check_causal_linear_attention = _register(Check(
                 like(_kernel_variant(causal=True, scale_query=True))),
     ),
     error_hints=(
-        (lambda case, error: "must match the size" in str(error) or "mat1 and mat2" in str(error)
-         or "size of tensor" in str(error),
+        (_torch_shape_error,
          "The outer products φ(k_j)v_jᵀ are key_features.unsqueeze(-1) * value.unsqueeze(-2), (..., T, D, Dv); "
          "their running sum is a cumsum over the positions, dim=-3."),
     ),
@@ -1759,8 +1763,7 @@ check_positive_random_features = _register(Check(
                 "(dim=-1, keepdim=True).", like(_random_features_variant(norm_axis=-2))),
     ),
     error_hints=(
-        (lambda case, error: "mat1 and mat2" in str(error) or "must match the size" in str(error)
-         or "size of tensor" in str(error),
+        (_torch_shape_error,
          "omega is (M, D), one ω_i per row: x @ omega.T gives the (..., T, M) projections ω_iᵀx."),
     ),
     what="φ(x)_i = exp(ω_iᵀx − ‖x‖²/2)/√M for any batch shape, so that E[φ(q)·φ(k)] = exp(q·k).",
