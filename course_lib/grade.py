@@ -159,9 +159,13 @@ def read_submission(path: Path):
 # ----------------------------------------------------------------------------------------------------------
 
 LAUNCHER = """\
-import resource, sys
+import sys
 limit = int(sys.argv.pop(1))
-if limit > 0:
+try:
+    import resource  # Linux and macOS; Windows has no address-space limit, only the timeouts apply there
+except ImportError:
+    resource = None
+if limit > 0 and resource is not None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from ipykernel import kernelapp
 kernelapp.launch_new_instance()
