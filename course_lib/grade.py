@@ -33,6 +33,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -258,7 +259,8 @@ class KernelSession:
             return Outcome("dead", str(error))
         errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
         if errors:
-            return Outcome("error", f"{errors[-1].get('ename', 'Error')}: {errors[-1].get('evalue', '')}"[:300])
+            value = re.sub(r"\(\d+\.py, line (\d+)\)", r"(line \1 of the cell)", errors[-1].get("evalue", ""))
+            return Outcome("error", f"{errors[-1].get('ename', 'Error')}: {value}"[:300])
         return Outcome("ok")
 
     def run_source(self, source: str, timeout: float) -> Outcome:
@@ -321,8 +323,10 @@ def grade_function(name: str, others: list[str], session: KernelSession, workdir
         return fail("error", f"the grader got no answer back from your kernel{why}. Does your notebook replace "
                              f"built-in functions or modules?")
     if report.get("missing"):
-        return fail("missing", f"there is no `{name}` in your notebook: the grader looks for that exact name. "
-                               f"Was its cell deleted, or the function renamed?")
+        similar = report.get("similar") or []
+        hint = (f" Found {', '.join(f'`{n}`' for n in similar)}: if that is it, rename it to `{name}`." if similar
+                else " Was its cell deleted, or the function renamed?")
+        return fail("missing", f"there is no `{name}` in your notebook: the grader looks for that exact name.{hint}")
     first = report["preflight"] or (report["attempts"] or [{"status": "returned"}])[0]
     if first["status"] == "not-implemented":
         return fail("not-implemented", "not implemented: its cell still says `raise NotImplementedError()`.")
@@ -349,8 +353,8 @@ def grade_safely(path: Path | str, options: Options | None = None,
     except GraderError:
         raise
     except Exception as error:  # a grader bug: report it against this file and carry on
-        result = {"file": str(path), "sha256": _sha256(Path(path)), "exercise": None, "total": 0, "max_total": 0,
-                  "exercises": []}
+        result = {"file": str(path), "path": _key(path), "sha256": _sha256(Path(path)), "exercise": None,
+                  "total": 0, "max_total": 0, "exercises": []}
         return _finish(result, "grader-error", [f"the grader failed on this file ({type(error).__name__}: "
                                                 f"{error}); please report it with the notebook."], time.monotonic())
 
@@ -361,7 +365,8 @@ def grade_submission(path: Path | str, options: Options | None = None,
     options = options or Options()
     path = Path(path)
     started = time.monotonic()
-    result: dict[str, Any] = {"file": str(path), "sha256": _sha256(path), "exercise": None, "status": "ok",
+    result: dict[str, Any] = {"file": str(path), "path": _key(path), "sha256": _sha256(path), "exercise": None,
+                              "status": "ok",
                               "total": 0, "max_total": 0, "percent": 0.0, "exercises": [], "notes": [],
                               "seconds": 0.0}
     exercises = exercises or catalogue(options.solutions)
@@ -464,7 +469,7 @@ def _run_and_grade(notebook, exercise: Exercise, options: Options, started: floa
         for index, error in sorted(cell_errors.items())[:5]:
             if owner.get(index) and verdicts[owner[index]].status == "missing":
                 verdicts[owner[index]].message += f" Its cell raised {error}."
-            notes.append(f"Cell {index + 1} (`{_first_line(notebook.cells[index])}`) raised {error}")
+            notes.append(f"The cell starting `{_first_line(notebook.cells[index])}` raised {error}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return verdicts, events, notes
@@ -472,7 +477,7 @@ def _run_and_grade(notebook, exercise: Exercise, options: Options, started: floa
 
 def _cell_incident(notebook, index, function, outcome, options, verdicts, events, notes, fail) -> None:
     """Record a cell that timed out or killed the kernel: against its function, or as a note."""
-    cell = f"cell {index + 1} (`{_first_line(notebook.cells[index])}`)"
+    cell = f"the cell starting `{_first_line(notebook.cells[index])}`"
     if outcome.kind == "timeout":
         events.add("timeout")
         what = f"{cell} ran for more than {options.cell_timeout:g} s and was stopped; look for an endless loop."
@@ -528,11 +533,12 @@ def write_csv(results: list[dict], path: Path, exercises: dict[str, Exercise]) -
                  if any(r["exercise"] == exercise.name for r in results)]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "exercise", *functions, "total", "max", "percent", "status"])
+    writer.writerow(["file", "exercise", *functions, "total", "max", "percent", "status", "notes"])
     for r in results:
         scored = {e["function"]: e["points"] for e in r["exercises"]}
         writer.writerow([r["file"], r["exercise"] or "", *[_number(scored[f]) if f in scored else "" for f in functions],
-                         _number(r["total"]), _number(r["max_total"]), r["percent"], r["status"]])
+                         _number(r["total"]), _number(r["max_total"]), r["percent"], r["status"],
+                         " | ".join(r["notes"])])  # cell errors, skipped cells, dropped output: worth a look
     _write_atomic(path, buffer.getvalue())
 
 
@@ -542,18 +548,18 @@ def _number(value) -> str:
 
 def feedback_page(result: dict) -> str:
     """A self-contained HTML page a teacher can hand back: total, then each function's verdict and feedback."""
-    e = html.escape
+    e = lambda text: re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))  # `code` as in the notebook
     rows = "".join(
         f"<tr class='{'pass' if x['status'] == 'passed' else 'fail'}'><td><code>{e(x['function'])}</code></td>"
         f"<td>{x['points']:g} / {x['max_points']:g}</td><td>{e(x['status'])}</td><td>{e(x['feedback'])}</td></tr>"
         for x in result["exercises"])
     notes = "".join(f"<li>{e(note)}</li>" for note in result["notes"])
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Feedback: {e(Path(result['file']).name)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Feedback: {e(result['file'])}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}}
 table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:.4em;vertical-align:top;text-align:left}}
 tr.pass td:nth-child(3){{color:#1a7f37}}tr.fail td:nth-child(3){{color:#b42318}}</style></head>
-<body><h1>Feedback on {e(Path(result['file']).name)}</h1>
+<body><h1>Feedback on {e(result['file'])}</h1>
 <p>Exercise: <b>{e(result['exercise'] or 'not recognised')}</b> · status: <b>{e(result['status'])}</b> ·
 score: <b>{result['total']:g} / {result['max_total']:g}</b> ({result['percent']:g}%)</p>
 <table><tr><th>function</th><th>points</th><th>verdict</th><th>feedback</th></tr>{rows}</table>
@@ -601,31 +607,59 @@ def _outputs(out: Path) -> tuple[Path, Path]:
     return out.with_suffix(".json"), out.with_name(out.stem + "_feedback")
 
 
-def _page_name(file: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in file.strip("./")).removesuffix(".ipynb") + ".html"
+def _key(path: Path | str) -> str:
+    """A submission's identity across runs: its absolute path, however it was typed."""
+    return str(Path(path).resolve())
+
+
+def page_names(results: dict[str, dict]) -> dict[str, str]:
+    """One feedback page name per submission: its path below the folder common to all, made file-name safe;
+    two names that would collide (``bob/03.ipynb`` and ``bob_03.ipynb``) get a short hash of the path."""
+    paths = sorted(results)
+    root = os.path.commonpath([str(Path(p).parent) for p in paths]) if paths else ""
+    names = {}
+    for path in paths:
+        relative = os.path.relpath(path, root) if root else Path(path).name
+        names[path] = "".join(c if c.isalnum() or c in "-_." else "_" for c in relative).removesuffix(".ipynb")
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {path: (name if counts[name] == 1 else f"{name}-{hashlib.sha1(path.encode()).hexdigest()[:6]}") + ".html"
+            for path, name in names.items()}
 
 
 def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, force: bool = False,
                 progress=None) -> list[dict]:
-    """Grade many submissions, writing CSV, JSON and HTML after each one; skip those already graded."""
+    """Grade many submissions, writing CSV, JSON and HTML after each one; skip those already graded.
+
+    Submissions are known by their absolute path, so a rerun from another folder or with the folder typed
+    differently still skips what is graded; files that no longer exist drop out of the reports.
+    """
     exercises = catalogue(options.solutions)
     json_path, pages = _outputs(out)
     try:
         pages.mkdir(parents=True, exist_ok=True)
-        previous = json.loads(json_path.read_text()) if json_path.exists() else []
+        previous = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else []
     except (OSError, json.JSONDecodeError) as error:
         raise GraderError(f"cannot use the output next to {out}: {error}") from None
-    results = {r["file"]: r for r in previous if isinstance(r, dict) and "file" in r}
-    todo = [p for p in paths if force or str(p) not in results or results[str(p)].get("sha256") != _sha256(p)]
+    results = {r.get("path") or _key(r["file"]): r for r in previous if isinstance(r, dict) and "file" in r}
+    results = {key: r for key, r in results.items() if Path(key).exists()}  # deleted or renamed files drop out
+    todo = [p for p in paths if force or _key(p) not in results or results[_key(p)].get("sha256") != _sha256(p)]
     skipped = len(paths) - len(todo)
     progress = progress or Progress(len(todo), skipped)
+    names = page_names({**results, **{_key(p): {} for p in paths}})
 
-    def record(result: dict) -> None:
-        results[result["file"]] = result
+    def write_reports() -> list[dict]:
         ordered = [results[k] for k in sorted(results)]
         write_csv(ordered, out, exercises)
-        _write_atomic(json_path, json.dumps(ordered, indent=1))
-        _write_atomic(pages / _page_name(result["file"]), feedback_page(result))
+        _write_atomic(json_path, json.dumps(ordered, indent=1, ensure_ascii=False))
+        return ordered
+
+    def record(result: dict) -> None:
+        results[result["path"]] = result
+        result["feedback_page"] = str(pages / names[result["path"]])
+        write_reports()
+        _write_atomic(pages / names[result["path"]], feedback_page(result))
         progress.update(result)
 
     if jobs <= 1:
@@ -638,10 +672,8 @@ def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, f
             for future in concurrent.futures.as_completed(futures):
                 record(future.result())
     progress.close()
-    if not todo:  # still write the reports (e.g. after the output files were deleted)
-        ordered = [results[k] for k in sorted(results)]
-        write_csv(ordered, out, exercises)
-    return [results[str(p)] for p in paths if str(p) in results]
+    write_reports()  # also when nothing was regraded (e.g. after the report files were deleted)
+    return [results[_key(p)] for p in paths if _key(p) in results]
 
 
 class Progress:
@@ -658,7 +690,7 @@ class Progress:
         width = 30
         filled = int(width * self.done / max(self.total, 1))
         line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                f"{time.monotonic() - self.started:5.0f}s  {Path(result['file']).name}: {result['status']} "
+                f"{time.monotonic() - self.started:5.0f}s  {result['file']}: {result['status']} "
                 f"{result['total']:g}/{result['max_total']:g}")
         if self.stream.isatty():
             self.stream.write("\r" + line[:120].ljust(120))
@@ -703,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"course-grade: error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=1))
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=1, ensure_ascii=False))
     else:
         print("\n\n".join(table(result) for result in results))
     return 0

@@ -12,6 +12,7 @@ implementation of the function being graded, however it was imported or renamed.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import sys
@@ -203,7 +204,9 @@ def grade_in_kernel(name: str, namespace: dict, others: list[str], cases_path: s
     cases = [checks.Case(case["label"], tuple(case["args"]), dict(case["kwargs"])) for case in load(cases_path)]
     function = namespace.get(name)
     report: dict[str, Any] = {"preflight": None, "attempts": [], "missing": function is None}
-    if function is None:
+    if function is None:  # deleted or renamed: name the functions with a similar name, if any
+        defined = [key for key, value in namespace.items() if callable(value) and not key.startswith("_")]
+        report["similar"] = difflib.get_close_matches(name, defined, n=3, cutoff=0.6)
         save(answers_path, report)
         return
     watch = ReferenceWatch(implementation_codes(check.implementation))

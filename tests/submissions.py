@@ -83,7 +83,7 @@ BAD = {
                  Expected("ok", {"softmax": "error"}, says="SystemExit")),
     "function_deleted": (delete_function("attention_scores"), Expected("ok", {"attention_scores": "missing"}, says="renamed")),
     "function_renamed": (replace_function("softmax", "import numpy as np\ndef my_softmax(x, axis=-1):\n    e = np.exp(x - x.max(axis=axis, keepdims=True))\n    return e / e.sum(axis=axis, keepdims=True)\n"),
-                         Expected("ok", {"softmax": "missing"}, says="exact name")),
+                         Expected("ok", {"softmax": "missing"}, says="Found `my_softmax`: if that is it, rename it to `softmax`")),
     "always_equal": (replace_function("softmax", "class Anything:\n    def __eq__(self, other):\n        return True\n    __array_priority__ = 1000\ndef softmax(x, axis=-1):\n    return Anything()\n"),
                      Expected("ok", {"softmax": "failed"}, says="Anything")),
     "patched_checks": (lambda nb: (replace_function("softmax", WRONG_SOFTMAX)(nb), add_cell(

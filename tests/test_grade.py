@@ -254,3 +254,37 @@ def test_a_bug_in_the_grader_costs_one_submission_not_the_batch(monkeypatch, tmp
     assert [r["status"] for r in results] == ["grader-error", "grader-error"]
     assert "simulated grader bug" in results[0]["notes"][0]
     assert len(list(csv.DictReader((tmp_path / "grades.csv").open()))) == 2
+
+
+def test_submissions_are_known_by_their_absolute_path_and_pages_never_collide(tmp_path, monkeypatch):
+    solution = (ROOT / "solutions" / "01_attention_by_hand.ipynb").read_bytes()
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "bob" / "01.ipynb").write_bytes(solution)
+    (tmp_path / "bob_01.ipynb").write_bytes(solution)
+    out = tmp_path / "grades.csv"
+    quiet = lambda n: grade.Progress(n, stream=io.StringIO())
+    first = grade.grade_batch(grade.collect([str(tmp_path)]), out, FAST, progress=quiet(2))
+    pages = sorted(p.name for p in (tmp_path / "grades_feedback").glob("*.html"))
+    assert len(pages) == 2 and pages[0] != pages[1]  # bob/01 and bob_01 would both be "bob_01.html"
+    assert all("bob" in page for page in pages)
+    monkeypatch.chdir(tmp_path)  # the same folder typed another way: nothing to regrade
+    stream = io.StringIO()
+    again = grade.grade_batch(grade.collect(["."]), out, FAST, progress=grade.Progress(0, skipped=2, stream=stream))
+    assert "skipping 2 already graded" in stream.getvalue()
+    assert [r["seconds"] for r in again] == [r["seconds"] for r in first]
+    (tmp_path / "bob_01.ipynb").unlink()  # a deleted file drops out of the reports
+    grade.grade_batch(grade.collect(["."]), out, FAST, progress=quiet(0))
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 1 and rows[0]["file"].endswith(str(Path("bob") / "01.ipynb"))
+    assert "notes" in rows[0] and "❌" not in rows[0]["notes"]
+    assert "✅" in out.with_suffix(".json").read_text(encoding="utf-8")  # readable, not \u escapes
+
+
+def test_feedback_pages_show_code_as_code():
+    result = {"file": "alice.ipynb", "exercise": "01_attention_by_hand", "status": "ok", "total": 0,
+              "max_total": 1, "percent": 0.0, "notes": ["The cell starting `x = 1` raised <NameError>"],
+              "exercises": [{"function": "softmax", "points": 0, "max_points": 1, "status": "failed",
+                             "feedback": "❌ softmax: use `np.max(x, axis=axis, keepdims=True)` first."}]}
+    page = grade.feedback_page(result)
+    assert "<code>np.max(x, axis=axis, keepdims=True)</code>" in page
+    assert "&lt;NameError&gt;" in page and "<NameError>" not in page  # escaped before code is marked up
