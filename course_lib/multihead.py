@@ -140,6 +140,12 @@ class MultiHeadAttention(nn.Module):
     def _combine_masks(attn_mask, key_padding_mask, scores_shape):
         """One mask for sdpa: the attention mask and the padding mask, both in the True = may attend sense."""
         if attn_mask is not None:
+            if attn_mask.dim() == 3:  # (B, T, S) would line B up with the heads axis of (B, H, T, S): refuse
+                raise ValueError(
+                    f"attn_mask of shape {tuple(attn_mask.shape)} is ambiguous for multi-head scores "
+                    f"{tuple(scores_shape)} (B, H, T, S): pass (T, S) for every sequence, or (B, 1, T, S) for one "
+                    f"mask per sequence (attn_mask[:, None]); torch's nn.MultiheadAttention instead reads a 3-D "
+                    f"mask as (B*H, T, S)")
             require_mask_shape(attn_mask, scores_shape, name="attn_mask")
         if key_padding_mask is None:
             return attn_mask

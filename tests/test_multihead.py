@@ -87,6 +87,9 @@ def test_split_and_merge_are_inverse_and_keep_each_heads_features():
      "key and value must have the same batch size and length, got key (2, 4, 8) and value (2, 3, 8)"),
     (lambda: MultiHeadAttention(8, 2)(torch.randn(2, 5, 8), attn_mask=torch.ones(5, 4, dtype=torch.bool)),
      "attn_mask of shape (5, 4) does not broadcast to the attention scores' shape (2, 2, 5, 5)"),
+    # B = H = 2: a (B, T, S) mask would broadcast silently, sequence b's mask landing on head b
+    (lambda: MultiHeadAttention(8, 2)(torch.randn(2, 5, 8), attn_mask=torch.ones(2, 5, 5, dtype=torch.bool)),
+     "attn_mask of shape (2, 5, 5) is ambiguous for multi-head scores (2, 2, 5, 5)"),
     (lambda: MultiHeadAttention(8, 2)(torch.randn(2, 5, 8), key_padding_mask=torch.ones(2, 4, dtype=torch.bool)),
      "key_padding_mask must have shape (B, S) = (2, 5), got (2, 4)"),
     (lambda: MultiHeadAttention.from_torch(torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4)), "kdim = vdim = embed_dim"),
