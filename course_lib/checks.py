@@ -1503,7 +1503,7 @@ def _elementwise(name):
         import torch.nn.functional as F
 
         return {"elu": F.elu, "relu + 1": lambda t: F.relu(t) + 1, "exp": torch.exp, "x + 1": lambda t: t + 1,
-                "identity": lambda t: t}[name](x)
+                "elu of x + 1": lambda t: F.elu(t + 1), "identity": lambda t: t}[name](x)
 
     return apply
 
@@ -1518,6 +1518,9 @@ check_elu_feature_map = _register(Check(
     mistakes=(
         Mistake("the + 1 is missing: elu(x) is negative below zero (down to -1), and φ must be positive so that "
                 "every weight φ(q)·φ(k) is. Return F.elu(x) + 1.", like(_elementwise("elu"))),
+        Mistake("the + 1 belongs outside elu: elu(x) + 1, not elu(x + 1). elu(x + 1) is exp(x + 1) - 1 below "
+                "x = -1, negative down to -1, so φ would not be positive. Return F.elu(x) + 1.",
+                like(_elementwise("elu of x + 1"))),
         Mistake("that is relu(x) + 1: below zero elu(x) = exp(x) - 1, not 0, so φ(x) = exp(x) there, not 1. "
                 "Use F.elu(x) + 1.", like(_elementwise("relu + 1"))),
         Mistake("exp(x) is φ only below zero; above zero elu(x) + 1 = x + 1, which grows linearly, not "
@@ -1530,7 +1533,7 @@ check_elu_feature_map = _register(Check(
 
 
 def _kernel_form(query, key, value, feature="elu + 1", causal=False, normalise=True, strict=False,
-                 running_normaliser=True, over_queries=False, scale_query=False):
+                 running_normaliser=True, over_queries=False, scale_query=False, future=False):
     """Kernel attention in its quadratic form (fine at the checks' sizes), with the option a mistake changes."""
     import torch
     import torch.nn.functional as F
@@ -1542,7 +1545,8 @@ def _kernel_form(query, key, value, feature="elu + 1", causal=False, normalise=T
     all_keys = similarities.sum(dim=-1, keepdim=True)  # (..., T, 1)
     if causal:
         length = query.shape[-2]
-        allowed = torch.ones(length, length, dtype=torch.bool).tril(-1 if strict else 0)  # (T, T)
+        ones = torch.ones(length, length, dtype=torch.bool)  # (T, T)
+        allowed = ones.triu(0) if future else ones.tril(-1 if strict else 0)  # (T, T): keys i..T-1 if future
         similarities = similarities * allowed
     if not normalise:
         return similarities @ value  # (..., T, Dv)
@@ -1554,6 +1558,53 @@ def _kernel_form(query, key, value, feature="elu + 1", causal=False, normalise=T
 
 def _kernel_variant(**mistake):
     return lambda query, key, value: _kernel_form(query, key, value, **mistake)
+
+
+def _cumulative_form(query, key, value, state_axis=-3, normaliser_axis=-2):
+    """Causal linear attention by cumulative sums, along the axes a mistake chooses (right: -3 and -2)."""
+    import torch
+    import torch.nn.functional as F
+
+    query_features, key_features = F.elu(query) + 1, F.elu(key) + 1  # (..., T, D) each
+    outer = key_features.unsqueeze(-1) * value.unsqueeze(-2)  # (..., T, D, Dv)
+    states = torch.cumsum(outer, dim=state_axis)  # (..., T, D, Dv)
+    normalisers = torch.cumsum(key_features, dim=normaliser_axis)  # (..., T, D)
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)  # (..., T, Dv)
+    return numerators / (query_features * normalisers).sum(dim=-1, keepdim=True)  # (..., T, Dv)
+
+
+def _cumsum_along_wrong_axis(case, got, expected) -> bool:
+    """The running sums of the states U_i or of the normalisers z_i (or both) run along an axis other than the
+    positions: a batch or head axis, D or Dv."""
+    rank = case.args[0].dim()  # (..., T, D): the outer products have one axis more
+    for state_axis in range(-rank - 1, 0):
+        for normaliser_axis in range(-rank, 0):
+            if (state_axis, normaliser_axis) == (-3, -2):
+                continue
+            wrong = lambda q, k, v, s=state_axis, n=normaliser_axis: _cumulative_form(q, k, v, s, n)
+            if like(wrong)(case, got, expected):
+                return True
+    return False
+
+
+_IN_PLACE_HINT = ("Autograd keeps tensors it needs for the gradient, and an in-place update (`U += ...`, "
+                  "`U[...] = ...`, `.add_(...)`) overwrites them: write `U = U + ...` (a new tensor each step) "
+                  "instead of `U += ...`, and avoid in-place operations on tensors that need gradients.")
+
+
+def _in_place_error(case, error: BaseException) -> bool:
+    """Autograd's complaint about an in-place operation (at once, or when the gradient is computed)."""
+    return isinstance(error, RuntimeError) and ("inplace" in str(error) or "in-place" in str(error))
+
+
+def _unpack_error(case, error: BaseException) -> bool:
+    """A fixed number of names for a shape of another rank: `B, T, D = query.shape` on (B, H, T, D) inputs."""
+    return isinstance(error, ValueError) and "values to unpack" in str(error)
+
+
+_ANY_LEADING_AXES_HINT = ("The inputs may have any leading batch and head axes, (..., T, D): do not unpack the "
+                          "whole shape into a fixed number of names (T, D = query.shape[-2:] works for every "
+                          "rank), and index positions with ..., e.g. x[..., t, :].")
 
 
 def _softmax_variant(is_causal):
@@ -1615,7 +1666,13 @@ def _linear_extra(advice):
                 return ("your output is not connected to autograd (requires_grad is False): avoid .detach(), "
                         ".numpy() and torch.tensor(...) on intermediate results, so that training can backpropagate.")
             query.grad = None
-            got.sum().backward()
+            try:
+                got.sum().backward()
+            except RuntimeError as error:
+                if not _in_place_error(case, error):
+                    raise
+                reason = str(error).split(" Hint:")[0].rstrip(". ")
+                return f"computing the gradient raised RuntimeError: {reason}. {_IN_PLACE_HINT}"
             if query.grad is None or not bool(query.grad.isfinite().all()):
                 return "the gradient with respect to query is missing or not finite."
         if "may be built" in case.label:
@@ -1661,8 +1718,10 @@ check_linear_attention = _register(Check(
         (_torch_shape_error,
          "Transpose only the last two axes: key_features.transpose(-2, -1) @ value is (..., D, Dv), and the "
          "normaliser φ(K).sum(dim=-2) sums over the keys."),
+        (_unpack_error, _ANY_LEADING_AXES_HINT),
+        (_in_place_error, _IN_PLACE_HINT),
     ),
-    extra=_linear_extra("Compute right to left: the (..., D, Dv) summary φ(K)ᵀV and the normaliser Σ_j φ(k_j) "
+    extra=_linear_extra("Compute right to left: the (..., D, Dv) summary U = φ(K)ᵀV and the normaliser Σ_j φ(k_j) "
                         "first, then let the queries read them; never φ(Q)φ(K)ᵀ."),
     what="Equal to the normalised φ(Q)φ(K)ᵀV with φ = elu + 1 (cross-attention, heads, float64), "
          "differentiable, and computed right to left: no (T, S) matrix.",
@@ -1680,12 +1739,18 @@ check_causal_linear_attention = _register(Check(
                 "positions (torch.cumsum(..., dim=-3) for the (..., T, D, Dv) states, dim=-2 for z) or in a loop.",
                 like(_kernel_variant(causal=False))),
         Mistake("off by one: query i sees keys 0..i, its own key included. Add φ(k_i)v_iᵀ and φ(k_i) to the "
-                "state before reading it.", like(_kernel_variant(causal=True, strict=True))),
+                "state (U, z) before reading it.", like(_kernel_variant(causal=True, strict=True))),
+        Mistake("query i sees future keys: your sums run over keys i..T-1 (a reversed cumulative sum, or the "
+                "upper triangle), but query i may only use keys 0..i. Accumulate from the first position on.",
+                like(_kernel_variant(causal=True, future=True))),
+        Mistake("the cumulative sum must run along the positions, the axis of length T: dim=-3 for the "
+                "(..., T, D, Dv) outer products φ(k_j)v_jᵀ, dim=-2 for the (..., T, D) features φ(k_j). A fixed "
+                "dim such as 1 is a head or feature axis for other ranks.", _cumsum_along_wrong_axis),
         Mistake("the normaliser sums over all keys: z_i must be a running sum too, Σ_{j<=i} φ(k_j) "
                 "(torch.cumsum of φ(K) along the positions).", like(_kernel_variant(causal=True, running_normaliser=False))),
         Mistake("this is causal softmax attention; linear attention weighs key j by φ(q_i)·φ(k_j) with "
                 "φ = elu + 1 (your elu_feature_map).", like(_softmax_variant(is_causal=True))),
-        Mistake("the outputs are not normalised: divide φ(q_i)ᵀS_i by φ(q_i)·z_i.",
+        Mistake("the outputs are not normalised: divide φ(q_i)ᵀU_i by φ(q_i)·z_i.",
                 like(_kernel_variant(causal=True, normalise=False))),
         Mistake("φ is elu(x) without + 1 (check your elu_feature_map): its features can be negative, and so can the "
                 "weights and their sum.", like(_kernel_variant(causal=True, feature="elu"))),
@@ -1698,9 +1763,11 @@ check_causal_linear_attention = _register(Check(
         (_torch_shape_error,
          "The outer products φ(k_j)v_jᵀ are key_features.unsqueeze(-1) * value.unsqueeze(-2), (..., T, D, Dv); "
          "their running sum is a cumsum over the positions, dim=-3."),
+        (_unpack_error, _ANY_LEADING_AXES_HINT),
+        (_in_place_error, _IN_PLACE_HINT),
     ),
     extra=_linear_extra("That is the masked (T, T) form. Use cumulative sums along the positions (states "
-                        "(..., T, D, Dv)), or a loop over the positions that carries S (D, Dv) and z (D)."),
+                        "(..., T, D, Dv)), or a loop over the positions that carries U (D, Dv) and z (D)."),
     what="Equal to the masked quadratic form (heads, float64, query 0 = value 0), differentiable, and "
          "without a (T, T) matrix: cumulative sums or a recurrent state.",
 ))
@@ -1735,7 +1802,8 @@ def _random_features_variant(norm="half square", divide="sqrt", transpose=True, 
         squares = (x * x).sum(dim=norm_axis, keepdim=True)  # (..., T, 1)
         shift = {"half square": squares / 2, "square": squares, "half norm": squares.sqrt() / 2, "none": 0}[norm]
         count = omega.shape[0]
-        return torch.exp(projections - shift) / {"sqrt": count ** 0.5, "count": count, "none": 1}[divide]
+        divisor = {"sqrt": count ** 0.5, "count": count, "sqrt dim": x.shape[-1] ** 0.5, "none": 1}[divide]
+        return torch.exp(projections - shift) / divisor
 
     return features
 
@@ -1757,6 +1825,9 @@ check_positive_random_features = _register(Check(
                 like(_random_features_variant(divide="none"))),
         Mistake("divide by √M, not M: φ(q) and φ(k) each carry 1/√M, and their product the 1/M of an average.",
                 like(_random_features_variant(divide="count"))),
+        Mistake("divide by √M, the number of features (omega.shape[0]), not √D (x.shape[-1]): φ(q) and φ(k) "
+                "each carry 1/√M, so that their dot product averages the M terms.",
+                like(_random_features_variant(divide="sqrt dim"))),
         Mistake("x @ omega pairs x with omega's columns, but each ω_i is a row of omega: use x @ omega.T "
                 "(omega.transpose(-2, -1)).", like(_random_features_variant(transpose=False))),
         Mistake("‖x‖² is summed over the wrong axis: sum each vector's own features, the last axis "

@@ -4,7 +4,7 @@ Softmax attention weighs key j for query i by ``exp(q_i·k_j / √D)``. Replace 
 ``φ(q_i)·φ(k_j)``, and associativity does the rest: ``(φ(Q) φ(K)ᵀ) V = φ(Q) (φ(K)ᵀ V)``, so the ``(T, S)``
 matrix never forms and the cost drops from ``O(T·S·D)`` to ``O((T + S)·D·Dv)`` (Katharopoulos et al.,
 "Transformers are RNNs", 2020, with ``φ(x) = elu(x) + 1``). Causal linear attention is a running sum: a
-recurrent network whose state ``(S, z)`` has the same size at every step. Random features (Performer,
+recurrent network whose state ``(U, z)`` has the same size at every step. Random features (Performer,
 Choromanski et al., 2021) choose ``φ`` so that ``φ(q)·φ(k)`` estimates ``exp(q·k)`` itself.
 
 Three forms of the same causal computation, proven equal in ``tests/test_linear.py``: the masked quadratic
@@ -12,7 +12,8 @@ form (:func:`kernel_attention_weights`), cumulative sums (:func:`causal_linear_a
 (:func:`recurrent_linear_attention`, one :func:`linear_attention_step` per token); and the chunked form fast
 implementations use, which mixes the first two (:func:`chunked_causal_linear_attention`).
 Shapes: ``B`` batch, ``H`` heads, ``T`` query positions, ``S`` key positions, ``D`` query/key dim, ``Dv``
-value dim, ``M`` random features.
+value dim, ``M`` random features. ``S`` always counts keys; the recurrent state is ``U = Σ_j φ(k_j) v_jᵀ``
+(a (D, Dv) matrix) with its normaliser ``z = Σ_j φ(k_j)``.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def kernel_attention(query_features: torch.Tensor, key_features: torch.Tensor, v
                      is_causal: bool = False) -> torch.Tensor:
     """Attention with weights φ(q)·φ(k), computed right to left: φ(Q) (φ(K)ᵀ V), never a (T, S) matrix.
 
-    Non-causal: one (D, Dv) summary ``φ(K)ᵀ V`` of all keys and values, and one normaliser ``z = Σ_j φ(k_j)``.
+    Non-causal: one (D, Dv) summary ``U = φ(K)ᵀ V`` of all keys and values, and one normaliser ``z = Σ_j φ(k_j)``.
     Causal: the same sums over keys 0..i for query i, as cumulative sums along the positions, which hold a
     (D, Dv) state per position: ``O(T·D·Dv)`` memory (:func:`chunked_causal_linear_attention` needs less).
     """
@@ -75,12 +76,12 @@ def kernel_attention(query_features: torch.Tensor, key_features: torch.Tensor, v
     if is_causal:
         _require_self_attention(query_features, key_features)
         outer = key_features.unsqueeze(-1) * value.unsqueeze(-2)  # (..., S, D, Dv): φ(k_j) v_jᵀ
-        states = torch.cumsum(outer, dim=-3)  # (..., T, D, Dv): S_i = Σ_{j<=i} φ(k_j) v_jᵀ
+        states = torch.cumsum(outer, dim=-3)  # (..., T, D, Dv): U_i = Σ_{j<=i} φ(k_j) v_jᵀ
         normalisers = torch.cumsum(key_features, dim=-2)  # (..., T, D): z_i = Σ_{j<=i} φ(k_j)
-        numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)  # (..., T, Dv): φ(q_i)ᵀ S_i
+        numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)  # (..., T, Dv): φ(q_i)ᵀ U_i
         denominators = (query_features * normalisers).sum(dim=-1, keepdim=True)  # (..., T, 1): φ(q_i)·z_i
     else:
-        summary = key_features.transpose(-2, -1) @ value  # (..., D, Dv): Σ_j φ(k_j) v_jᵀ
+        summary = key_features.transpose(-2, -1) @ value  # (..., D, Dv): U = Σ_j φ(k_j) v_jᵀ
         normaliser = key_features.sum(dim=-2, keepdim=True)  # (..., 1, D): z = Σ_j φ(k_j)
         numerators = query_features @ summary  # (..., T, Dv)
         denominators = query_features @ normaliser.transpose(-2, -1)  # (..., T, 1): φ(q_i)·z
@@ -99,7 +100,7 @@ def linear_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
 
 
 def causal_linear_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """Causal linear attention by cumulative sums: output i = φ(q_i)ᵀ S_i / φ(q_i)·z_i, sums over keys 0..i."""
+    """Causal linear attention by cumulative sums: output i = φ(q_i)ᵀ U_i / φ(q_i)·z_i, sums over keys 0..i."""
     return linear_attention(query, key, value, is_causal=True)
 
 
@@ -111,7 +112,7 @@ def linear_attention_step(state: torch.Tensor, normaliser: torch.Tensor, query: 
                           value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One token of causal linear attention: returns (output (..., Dv), new state (..., D, Dv), new z (..., D)).
 
-    query and key (..., D) and value (..., Dv) are the newest token's. The state ``S = Σ φ(k_j) v_jᵀ`` and the
+    query and key (..., D) and value (..., Dv) are the newest token's. The state ``U = Σ φ(k_j) v_jᵀ`` and the
     normaliser ``z = Σ φ(k_j)`` summarise every token so far in a fixed size: the memory of an RNN, where
     softmax attention's KV cache grows by a key and a value per token.
     """
@@ -146,7 +147,7 @@ def chunked_causal_linear_attention(query: torch.Tensor, key: torch.Tensor, valu
     """Causal linear attention in chunks, the form fast implementations use; output (..., T, Dv).
 
     Inside each chunk of ``chunk_size`` positions: the masked quadratic form, a (C, C) tile. Between chunks:
-    the state (S, z) of all earlier chunks, one (D, Dv) matrix per chunk. Memory ``O(T·C + (T/C)·D·Dv)``
+    the state (U, z) of all earlier chunks, one (D, Dv) matrix per chunk. Memory ``O(T·C + (T/C)·D·Dv)``
     instead of the cumulative sums' ``O(T·D·Dv)``; equal to :func:`causal_linear_attention`.
     """
     require_attention_inputs(query, key, value)
@@ -178,7 +179,7 @@ def chunked_causal_linear_attention(query: torch.Tensor, key: torch.Tensor, valu
 
 
 def recurrent_state_bytes(head_dim: int, value_dim: int | None = None, bytes_per_value: int = 4) -> int:
-    """Bytes of one head's recurrent state (S, z): D·Dv + D numbers, whatever the length of the sequence."""
+    """Bytes of one head's recurrent state (U, z): D·Dv + D numbers, whatever the length of the sequence."""
     value_dim = head_dim if value_dim is None else value_dim
     for name, count in (("head_dim", head_dim), ("value_dim", value_dim), ("bytes_per_value", bytes_per_value)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -189,8 +190,10 @@ def recurrent_state_bytes(head_dim: int, value_dim: int | None = None, bytes_per
 def linear_attention_flops(num_queries: int, num_keys: int, head_dim: int, value_dim: int | None = None) -> int:
     """FLOPs of non-causal linear attention for one head (feature maps not counted): ``2·(T + S)·D·(Dv + 1)``.
 
-    ``φ(K)ᵀ V`` and ``z`` take ``2·S·D·(Dv + 1)`` (a multiply and an add per term); ``φ(Q)`` times both takes
-    ``2·T·D·(Dv + 1)``. Compare ``4·T·S·D`` for softmax attention (:func:`course_lib.cost.attention_flops`).
+    ``U = φ(K)ᵀ V`` and ``z`` take ``2·S·D·(Dv + 1)``, a multiply and an add per term, counting ``z`` as one
+    more column of V (a column of ones; summed directly, ``z`` takes only ``S·D`` additions, so the exact count is
+    ``S·D`` lower); ``φ(Q)`` times both takes ``2·T·D·(Dv + 1)``. Compare ``4·T·S·D`` for softmax attention
+    (:func:`course_lib.cost.attention_flops`).
     """
     value_dim = head_dim if value_dim is None else value_dim
     for name, count in (("num_queries", num_queries), ("num_keys", num_keys), ("head_dim", head_dim),

@@ -589,6 +589,51 @@ def features_not_transposed(x, omega):
     return torch.exp(x @ omega - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0])
 
 
+def features_by_sqrt_d(x, omega):
+    return torch.exp(x @ omega.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(x.shape[-1])
+
+
+def elu_shifted_inside(x):
+    return nn.functional.elu(x + 1)
+
+
+def causal_cumsum_wrong_axis(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=-2)  # along D, not the positions
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * torch.cumsum(key_features, dim=-2)).sum(-1, keepdim=True)
+
+
+def causal_cumsum_dim_one(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=1)  # the positions only for (B, T, D)
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * torch.cumsum(key_features, dim=1)).sum(-1, keepdim=True)
+
+
+def causal_linear_reversed(query, key, value):
+    flip = lambda x: x.flip(-2)
+    return flip(linear.causal_linear_attention(flip(query), flip(key), flip(value)))  # keys i..T-1
+
+
+def causal_loop_in_place(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    state = torch.zeros(*query.shape[:-2], query.shape[-1], value.shape[-1], dtype=query.dtype)  # (..., D, Dv)
+    normaliser = torch.zeros(*query.shape[:-2], query.shape[-1], dtype=query.dtype)  # (..., D)
+    outputs = []
+    for i in range(query.shape[-2]):
+        state += key_features[..., i, :, None] * value[..., i, None, :]  # in place: autograd saved state
+        normaliser += key_features[..., i, :]
+        numerator = (query_features[..., i, None, :] @ state)[..., 0, :]
+        outputs.append(numerator / (query_features[..., i, :] * normaliser).sum(-1, keepdim=True))
+    return torch.stack(outputs, dim=-2)
+
+
+def causal_three_axes(query, key, value):
+    batch, length, dim = query.shape  # only (B, T, D): fails with heads
+    return linear.causal_linear_attention(query, key, value)
+
+
 MISTAKES = [
     ("attention_flops", flops_one_product, "half the count"),
     ("attention_flops", flops_self_attention_only, "T·S"),
@@ -681,6 +726,7 @@ MISTAKES = [
     ("elu_feature_map", elu_as_relu, "relu(x) + 1"),
     ("elu_feature_map", elu_as_exp, "grows linearly"),
     ("elu_feature_map", elu_numpy, "returned a numpy array"),
+    ("elu_feature_map", elu_shifted_inside, "+ 1 belongs outside elu"),
     ("linear_attention", linear_unnormalised, "not normalised"),
     ("linear_attention", linear_quadratic, "never φ(Q)φ(K)ᵀ"),
     ("linear_attention", linear_softmax, "softmax attention"),
@@ -692,11 +738,17 @@ MISTAKES = [
     ("causal_linear_attention", causal_full_normaliser, "running sum too"),
     ("causal_linear_attention", causal_masked_quadratic, "masked (T, T) form"),
     ("causal_linear_attention", causal_unnormalised, "not normalised"),
+    ("causal_linear_attention", causal_cumsum_wrong_axis, "must run along the positions"),
+    ("causal_linear_attention", causal_cumsum_dim_one, "must run along the positions"),
+    ("causal_linear_attention", causal_linear_reversed, "sees future keys"),
+    ("causal_linear_attention", causal_loop_in_place, "write `U = U + ...`"),
+    ("causal_linear_attention", causal_three_axes, "x[..., t, :]"),
     ("positive_random_features", features_without_norm, "exp(-‖x‖²/2) is missing"),
     ("positive_random_features", features_without_sqrt_m, "divide by √M"),
     ("positive_random_features", features_by_m, "not M"),
     ("positive_random_features", features_full_square, "half the squared norm"),
     ("positive_random_features", features_not_transposed, "one ω_i per row"),
+    ("positive_random_features", features_by_sqrt_d, "not √D"),
 ]
 
 
@@ -1082,3 +1134,13 @@ def test_a_mistake_that_happens_to_be_right_is_not_reported():
     # With D = 1 an unscaled score equals the scaled one: a correct answer must still pass.
     case = Case("D = 1", (np.ones((2, 1)), np.ones((3, 1))))
     assert checks.check_attention_scores.run(scores_unscaled, cases=[case]).passed
+
+
+def test_no_helper_in_this_file_is_defined_twice():
+    """Two helpers of the same name: the later one silently replaces the earlier in MISTAKES and ALTERNATIVES."""
+    import ast
+    from collections import Counter
+
+    tree = ast.parse(open(__file__, encoding="utf-8").read())
+    names = Counter(node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
+    assert [name for name, count in names.items() if count > 1] == []
