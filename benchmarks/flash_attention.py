@@ -1,7 +1,8 @@
 """Benchmark (lesson 08): tiled flash attention against torch's fused kernel and naive attention, side by side.
 
     python benchmarks/flash_attention.py                      # T = 4096 for time, T = 16384 for memory
-    python benchmarks/flash_attention.py --memory-length 8192 # if 16384 does not fit (naive needs ~8 GiB)
+    python benchmarks/flash_attention.py --memory-length 8192 # if 16384 does not fit (naive needs ~12 GiB)
+    python benchmarks/flash_attention.py --threads 2          # torch's kernel gains more from threads than the loop
 
 Prints, for 4 heads of dimension 64 in float32:
   * median time at T = 4096 of course_lib.flash.flash_attention (pure PyTorch, one score tile at a time),
@@ -29,7 +30,10 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--block-size", type=int, default=flash.DEFAULT_BLOCK_SIZE)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: steady on a busy machine; both contenders get the same)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     def inputs(length):

@@ -129,10 +129,10 @@ def flash_attention_forward(query: Tensor, key: Tensor, value: Tensor, is_causal
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     outputs, logsumexps = [], []
     for q_start in range(0, query.shape[-2], block_size):
-        q_block = query[..., q_start:q_start + block_size, :]  # (..., Bq, D)
+        q_block = query[..., q_start:q_start + block_size, :] * scale  # (..., Bq, D): scaled once, not every tile
         m, l, out = online_softmax_start(q_block, value.shape[-1])
         for k_start, k_end in _key_blocks(q_start, q_block.shape[-2], key.shape[-2], block_size, is_causal):
-            scores = q_block @ key[..., k_start:k_end, :].transpose(-2, -1) * scale  # (..., Bq, Bk) the only tile
+            scores = q_block @ key[..., k_start:k_end, :].transpose(-2, -1)  # (..., Bq, Bk): the only score tile
             scores = _masked_tile(scores, q_start, k_start, is_causal)
             m, l, out = online_softmax_update(m, l, out, scores, value[..., k_start:k_end, :])
         outputs.append(online_softmax_finish(l, out))  # (..., Bq, Dv)
