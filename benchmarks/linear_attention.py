@@ -84,7 +84,7 @@ def main() -> None:
     sdpa_fit = [(n, s) for n, s in zip(lengths, results["torch SDPA"]["seconds"]) if n >= 2048]
     linear_slope = cost.fit_slope(*zip(*linear_fit))
     sdpa_slope = cost.fit_slope(*zip(*sdpa_fit))
-    crossover = linear.crossover_length(lengths, results["torch SDPA"]["seconds"],
+    crossover = cost.crossover_length(lengths, results["torch SDPA"]["seconds"],
                                         results["linear"]["seconds"][:len(lengths)])
     print(f"\nlog-log time slopes: linear {linear_slope:.2f} (T >= 1024), torch SDPA {sdpa_slope:.2f} (T >= 2048)")
     print("crossover: " + ("linear attention is not faster at any measured length" if crossover is None else

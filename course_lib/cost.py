@@ -189,6 +189,27 @@ def fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in zip(log_x, log_y)) / spread
 
 
+def crossover_length(lengths, slower_seconds, faster_seconds) -> float | None:
+    """The length from which the second method stays faster than the first, interpolated on log-log axes.
+
+    Finds the last point where the time ratio crosses 1 and interpolates log(T) linearly in log(ratio)
+    between the two measured lengths around it. ``lengths[0]`` if the second is faster everywhere; None if it
+    is not faster at the longest length.
+    """
+    if not len(lengths) == len(slower_seconds) == len(faster_seconds) or len(lengths) < 2:
+        raise ValueError(f"need at least two lengths and one time per length for each method, got "
+                         f"{len(lengths)} lengths, {len(slower_seconds)} and {len(faster_seconds)} times")
+    log_ratios = [math.log(fast / slow) for slow, fast in zip(slower_seconds, faster_seconds)]  # < 0: faster
+    if log_ratios[-1] >= 0:
+        return None
+    last_behind = max((i for i, r in enumerate(log_ratios) if r >= 0), default=None)
+    if last_behind is None:
+        return float(lengths[0])
+    a, b = math.log(lengths[last_behind]), math.log(lengths[last_behind + 1])
+    ra, rb = log_ratios[last_behind], log_ratios[last_behind + 1]
+    return math.exp(a + (b - a) * ra / (ra - rb))
+
+
 def measure_scaling(functions: dict[str, Callable], lengths: Sequence[int], make_inputs: Callable[[int], tuple],
                     repeats: int = 3, memory: bool = True) -> dict[str, dict[str, list]]:
     """Time (median seconds) and peak memory (bytes) of each function at each length.

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import nbformat
+import numpy as np
 
 from course_lib import grade_kernel
 from course_lib.checking import Attempt, CheckResult
@@ -302,7 +303,7 @@ def grade_function(name: str, others: list[str], session: KernelSession, workdir
     from course_lib.checks import CHECKS
 
     check = CHECKS[name]
-    cases = [case for seed in GRADING_SEEDS for case in check.make_cases(__import__("numpy").random.default_rng(seed))]
+    cases = [case for seed in GRADING_SEEDS for case in check.make_cases(np.random.default_rng(seed))]
     cases_path, answers_path = workdir / f"cases_{name}.npz", workdir / f"answers_{name}.npz"
     grade_kernel.save(cases_path, [{"label": c.label, "args": c.args, "kwargs": c.kwargs} for c in cases])
     limit = min(check.time_limit, options.cell_timeout)
@@ -443,12 +444,9 @@ def _run_and_grade(notebook, exercise: Exercise, options: Options, started: floa
                     others = [other for other in points if other != name]
                     verdict = grade_function(name, others, session, workdir, deadline, options)
                     verdicts[name] = verdict
-                    if verdict.status == "timeout":
-                        events.add("timeout")
-                    if verdict.status == "memory-limit":
-                        events.add("memory-limit")
-                    if verdict.status in ("timeout", "crashed"):
+                    if verdict.status in ("timeout", "crashed", "memory-limit"):
                         events.add(verdict.status)
+                    if verdict.status in ("timeout", "crashed"):  # the kernel may be stuck or gone: restart it
                         raise _Restart()
                 break
             except _Restart:

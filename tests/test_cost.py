@@ -6,6 +6,8 @@ they agree to 1e-12.
 """
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -121,3 +123,16 @@ def test_the_cache_grows_by_one_token_per_step_and_knows_its_size():
     keys, values = cache.append(2 * torch.ones(2, 2, 1, 4), torch.zeros(2, 2, 1, 4))
     assert keys.shape == (2, 2, 2, 4) and keys[0, 0, :, 0].tolist() == [1.0, 2.0]
     assert cache.nbytes == 2 * 2 * 2 * 2 * 4 * 4 == cost.kv_cache_bytes(1, 2, 4, 2, batch_size=2, bytes_per_value=4)
+
+
+def test_crossover_length_interpolates_on_log_log_axes():
+    lengths = [100, 200, 400, 800]
+    quadratic = [n**2 for n in lengths]
+    assert cost.crossover_length(lengths, quadratic, [300 * n for n in lengths]) == pytest.approx(300)
+    assert cost.crossover_length(lengths, quadratic, [1.0] * 4) == 100  # faster everywhere
+    assert cost.crossover_length(lengths, quadratic, [10**9] * 4) is None  # never faster
+    # a noisy dip below 1 before the real crossover does not count: the last crossing does
+    expected = 200 * 2 ** (math.log(1.25) / math.log(2.5))  # ratio 1.25 at 200, 0.5 at 400: log-linear between
+    assert cost.crossover_length(lengths, [1, 4, 16, 64], [0.5, 5, 8, 8]) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="at least two lengths"):
+        cost.crossover_length([100], [1], [1])

@@ -267,18 +267,6 @@ def test_retrieval_models_with_either_attention_start_from_the_same_weights():
                         sum(p.numel() for p in linear_model.parameters()))
 
 
-def test_crossover_length_interpolates_on_log_log_axes():
-    lengths = [100, 200, 400, 800]
-    quadratic = [n**2 for n in lengths]
-    assert linear.crossover_length(lengths, quadratic, [300 * n for n in lengths]) == pytest.approx(300)
-    assert linear.crossover_length(lengths, quadratic, [1.0] * 4) == 100  # faster everywhere
-    assert linear.crossover_length(lengths, quadratic, [10**9] * 4) is None  # never faster
-    # a noisy dip below 1 before the real crossover does not count: the last crossing does
-    expected = 200 * 2 ** (math.log(1.25) / math.log(2.5))  # ratio 1.25 at 200, 0.5 at 400: log-linear between
-    assert linear.crossover_length(lengths, [1, 4, 16, 64], [0.5, 5, 8, 8]) == pytest.approx(expected, rel=1e-9)
-    with pytest.raises(ValueError, match="at least two lengths"):
-        linear.crossover_length([100], [1], [1])
-
 
 @settings(max_examples=100, deadline=None)
 @given(attention_inputs(causal=True), st.integers(1, 20))
