@@ -79,7 +79,10 @@ def test(args: list[str]) -> int:
     python = ensure_environment(extras="test")
     env = offline_environment()
     env["MPLBACKEND"] = "Agg"
-    return subprocess.call([str(python), "-m", "pytest", *parallel(args), *args], cwd=ROOT, env=env)
+    workers = parallel(args)
+    if workers:  # one torch thread per worker: threads beyond the cores wait on each other and crawl
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.call([str(python), "-m", "pytest", *workers, *args], cwd=ROOT, env=env)
 
 
 def parallel(args: list[str]) -> list[str]:

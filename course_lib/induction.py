@@ -10,7 +10,7 @@ repeat. The only way to predict a repeat is to copy, and the model learns to cop
 
 :func:`previous_token_score` and :func:`induction_score` compare each head's attention with those two ideals,
 on :func:`repeated_sequences` (a random sequence, then the same again); :func:`head_scores` scores every head.
-Training (:func:`train_induction`) takes about ten seconds on two CPU threads.
+Training (:func:`train_induction`) takes about ten seconds on one CPU thread.
 Shapes: ``B`` batch, ``H`` heads, ``T`` positions, ``E`` model dim, ``V`` vocabulary, ``R`` repeat length.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from course_lib.validation import require_rank
 # Tuned on 8 seeds: the loss drops (the induction "phase change") between steps 310 and 430 of 1000, every time.
 DEFAULT_CONFIG = dict(vocab_size=32, half_length=12, shortest_repeat=3, embed_dim=64, num_heads=2, num_layers=2,
                       batch=64, learning_rate=2e-3, steps=1000, final_norm=True)
-TRAINING_THREADS = 2  # pinned, so that a run is the same on every machine, and fits a 2-core laptop
+TRAINING_THREADS = 1  # pinned, so that a run is the same on every machine; one thread stays fast when the machine is busy
 
 
 def echo_sequences(batch: int, length: int, repeat_length: int, vocab_size: int,
