@@ -79,17 +79,55 @@ NOT_IMPLEMENTED = ("not implemented yet: replace `raise NotImplementedError()` w
 
 
 @dataclass
-class Attempt:
-    """What happened when the learner's code ran on one case: it returned ``got``, or it failed (``message``).
+class ErrorInfo:
+    """An exception raised by the learner's code, as plain data: its class names (most specific first), its
+    message and the line of the learner's code it came from. It crosses from a sandbox to the grader."""
 
-    ``status`` is "returned" or a failure: "not-implemented", "timeout", "error", "failed". ``extra`` holds the
-    verdict of the check's further checks on the returned value (None when they found nothing wrong).
+    types: tuple[str, ...]
+    message: str
+    line: str = ""
+
+    @classmethod
+    def of(cls, error: BaseException) -> "ErrorInfo":
+        frames = [f for f in traceback.extract_tb(error.__traceback__)
+                  if f.filename.startswith("<") or "ipykernel" in f.filename]
+        line = frames[-1].line if frames and frames[-1].line else ""
+        return cls(tuple(k.__name__ for k in type(error).__mro__), str(error)[:2000], line[:200])
+
+    def rebuild(self) -> BaseException:
+        """An exception of the most specific built-in class among ``types``, with the message (for error hints)."""
+        import builtins
+
+        for name in self.types:
+            kind = getattr(builtins, name, None)
+            if isinstance(kind, type) and issubclass(kind, BaseException):
+                try:
+                    return kind(self.message)
+                except Exception:
+                    continue
+        return Exception(self.message)
+
+    @property
+    def name(self) -> str:
+        return self.types[0] if self.types else "Exception"
+
+
+@dataclass
+class Attempt:
+    """What happened when the learner's code ran on one case: it returned ``got``, or it failed.
+
+    ``status`` is "returned" or a failure: "not-implemented", "timeout", "error", "failed", "memory-limit",
+    "mutated". ``error`` describes an exception; ``gradients`` holds, for a case whose inputs require grad,
+    the gradient of each such input (None where none flowed back). ``extra`` holds the verdict of the check's
+    further in-process checks (None when they found nothing wrong; the grader does not run them).
     """
 
     status: str
     got: Any = None
     message: str = ""
     extra: str | None = None
+    error: ErrorInfo | None = None
+    gradients: dict | None = None
 
 
 class CheckTimeout(Exception):
@@ -116,6 +154,61 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def gradient_seed(output):
+    """The fixed upstream gradient used for gradient checks: the same on the learner's side and the grader's."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(output.shape, generator=generator, dtype=torch.float64).to(output.dtype) + 0.5
+
+
+def _gradients(case: "Case", got) -> dict | None:
+    """For a case with tensor inputs that require grad: d(sum(output * seed))/d(input) for each, or None for
+    those the output does not depend on. None when no input requires grad."""
+    import torch
+
+    inputs = {f"argument {i}": a for i, a in enumerate(case.args) if isinstance(a, torch.Tensor) and a.requires_grad}
+    if not inputs:
+        return None
+    output = got[0] if isinstance(got, (tuple, list)) and got else got
+    if not isinstance(output, torch.Tensor) or not output.requires_grad or not output.is_floating_point():
+        return {name: None for name in inputs}
+    grads = torch.autograd.grad(output, list(inputs.values()), grad_outputs=gradient_seed(output), allow_unused=True)
+    return {name: (None if g is None else g.detach()) for name, g in zip(inputs, grads)}
+
+
+def run_case(invoke: Callable[[], Any], case: "Case", seconds: float | None) -> Attempt:
+    """Call the learner's code on one case (``invoke`` does the call). Never raises.
+
+    The one way learner code is called: in a notebook's check cell, and in the grader's sandbox. It stops the
+    code after ``seconds``, notes an exception as :class:`ErrorInfo`, refuses answers that changed the inputs
+    in place, and computes the gradients of inputs that require grad.
+    """
+    inputs = copy.deepcopy((case.args, case.kwargs))
+    try:
+        with time_limit(seconds), np.errstate(all="ignore"):
+            got = invoke()
+            gradients = _gradients(case, got)
+    except NotImplementedError:
+        return Attempt("not-implemented", message=NOT_IMPLEMENTED)
+    except CheckTimeout:
+        return Attempt("timeout", message=f"on {case.label}, your function ran for more than {seconds:g} s (the "
+                                          f"reference takes milliseconds). Look for an endless loop.")
+    except KeyboardInterrupt:
+        raise
+    except MemoryError:
+        return Attempt("memory-limit", message=f"on {case.label}, your function ran out of memory. Look for an "
+                                               f"array far larger than the inputs, or a list that never stops "
+                                               f"growing.")
+    except BaseException as error:  # the learner's code failed (sys.exit() included): say where and why
+        return Attempt("error", error=ErrorInfo.of(error))
+    if not _same_inputs(inputs, (case.args, case.kwargs)):
+        return Attempt("mutated", message=f"on {case.label}, your function changed its inputs in place (e.g. "
+                                          f"`x -= ...`, `x[...] = ...` or `x.add_(...)`). Compute into a new "
+                                          f"array or tensor instead.")
+    return Attempt("returned", got=got, gradients=gradients)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -234,6 +327,10 @@ class Check:
     extra: Callable[[Callable, Case, Any], str | None] | None = None  # further checks of one case's answer
     what: str = ""  # what a pass verified, in words
     implementation: str = ""  # dotted path of the course's own implementation: calling it earns no points
+    withholds: tuple[str, ...] = ()  # other course code that does the same job: absent while grading, like it
+    library: tuple[str, ...] = ()  # names of library functions (torch's) that do the job: using one earns 0
+    memory_probe: Callable[[np.random.Generator], Case] | None = None  # a long case whose memory the grader measures
+    memory_advice: str = ""  # what to do when the probe finds a (T, S) tensor
     time_limit: float = DEFAULT_TIME_LIMIT
 
     # 2) call the learner's function ------------------------------------------------------------------------
@@ -298,51 +395,18 @@ class Check:
 
     def preflight(self, function) -> "Attempt | None":
         """Is ``function`` something to call, and does it pass the static checks (``validate``)? None if so."""
-        if function is None or not callable(function):
-            return Attempt("failed", message=f"expected a function, got {describe_type(function)}. Pass the "
-                                             f"function itself, without calling it: check_{self.name}({self.name}).")
-        if self.validate is not None:
-            try:
-                problem = self.validate(function)
-            except NotImplementedError:
-                return Attempt("not-implemented", message=NOT_IMPLEMENTED)
-            except Exception as error:
-                problem = f"{type(error).__name__}: {error}"
-            if problem:
-                return Attempt("failed", message=problem)
-        return None
+        return preflight(self.name, function, self.validate)
 
     def attempt(self, function: Callable, case: Case) -> "Attempt":
-        """Step 2: call the learner's code on one case. Never raises; in the grader this runs in the learner's kernel."""
-        inputs = copy.deepcopy((case.args, case.kwargs))
-        try:
-            with time_limit(self.time_limit), np.errstate(all="ignore"):
-                got = self.invoke(function, case)
-        except NotImplementedError:
-            return Attempt("not-implemented", message=NOT_IMPLEMENTED)
-        except CheckTimeout:
-            return Attempt("timeout", message=f"on {case.label}, your function ran for more than "
-                                              f"{self.time_limit:g} s (the reference takes milliseconds). "
-                                              f"Look for an endless loop.")
-        except KeyboardInterrupt:
-            raise
-        except MemoryError:
-            return Attempt("memory-limit", message=f"on {case.label}, your function ran out of memory. Look for "
-                                                   f"an array far larger than the inputs, or a list that never "
-                                                   f"stops growing.")
-        except BaseException as error:  # the learner's code failed (sys.exit() included): say where and why
-            return Attempt("error", message=self.describe_error(case, error))
-        if not _same_inputs(inputs, (case.args, case.kwargs)):
-            return Attempt("failed", message=f"on {case.label}, your function changed its inputs in place "
-                                             f"(e.g. `x -= ...`, `x[...] = ...` or `x.add_(...)`). Compute "
-                                             f"into a new array or tensor instead.")
-        extra = None
-        if self.extra is not None:
+        """Step 2: call the learner's code on one case (:func:`run_case`), then the check's further in-process
+        checks of the answer. Never raises. The grader's sandbox calls :func:`run_case` itself."""
+        attempt = run_case(lambda: self.invoke(function, case), case, self.time_limit)
+        if attempt.status == "returned" and self.extra is not None:
             try:
-                extra = self.extra(function, case, got)
+                attempt.extra = self.extra(function, case, attempt.got)
             except Exception as error:
-                extra = f"checking your answer further raised {type(error).__name__}: {error}"
-        return Attempt("returned", got=got, extra=extra)
+                attempt.extra = f"checking your answer further raised {type(error).__name__}: {error}"
+        return attempt
 
     def score(self, cases: Sequence[Case], attempts, problem: "Attempt | None" = None) -> CheckResult:
         """Steps 3 and 4: judge each case's attempt (in the grader: in the grader's own process)."""
@@ -351,9 +415,13 @@ class Check:
             return fail(problem.status, problem.message)
         checked = 0
         for case, attempt in zip(cases, attempts):
+            if attempt.status == "error" and attempt.error is not None:
+                return fail("error", self.describe_error(case, attempt.error))
+            if attempt.status == "mutated":
+                return fail("failed", attempt.message)
             if attempt.status != "returned":
                 return fail(attempt.status, attempt.message)
-            verdict = self.judge(case, attempt.got)
+            verdict = self.judge(case, attempt.got) or self.judge_gradients(case, attempt.gradients)
             if verdict is None:
                 verdict = attempt.extra
             if verdict:
@@ -363,24 +431,83 @@ class Check:
         message = f"✅ {self.name}: passed {checked} cases.{verified} ({self.points:g}/{self.points:g} points)"
         return CheckResult(self.name, True, self.points, self.points, message, "passed")
 
-    def describe_error(self, case: Case, error: BaseException) -> str:
-        where = ""
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith("<ipython-input")
-                  or "ipykernel" in f.filename or f.filename.startswith("<string>")]
-        if frames:
-            where = f" (in your code: `{frames[-1].line}`)" if frames[-1].line else ""
-        message = f"on {case.label}, your code raised {type(error).__name__}: {error}{where}."
+    def describe_error(self, case: Case, error: "ErrorInfo | BaseException") -> str:
+        info = error if isinstance(error, ErrorInfo) else ErrorInfo.of(error)
+        where = f" (in your code: `{info.line}`)" if info.line else ""
+        message = f"on {case.label}, your code raised {info.name}: {info.message}{where}."
+        if info.name == "EOFError" and "reading a line" in info.message:
+            return (f"on {case.label}, your function asked for input (input()): a graded function gets everything "
+                    f"it needs from its arguments; remove the input() call.")
+        rebuilt = info.rebuild()
         for applies, hint in self.error_hints:
             try:
-                if applies(case, error):
+                if applies(case, rebuilt):
                     return f"{message} {hint}"
             except Exception:
                 continue
         return message
 
+    def judge_gradients(self, case: Case, gradients: dict | None) -> str | None:
+        """For a case whose inputs require grad: do the learner's gradients equal the reference's? None if so."""
+        if gradients is None:
+            return None
+        args, kwargs = _fresh_leaves(case)
+        with np.errstate(all="ignore"):
+            answer = self.reference(*args, **kwargs)
+        expected = _gradients(Case(case.label, args, kwargs), answer)
+        if expected is None:
+            return None
+        if all(g is None for g in gradients.values()):
+            return ("your output is not connected to autograd (requires_grad is False): avoid .detach(), .numpy() "
+                    "and torch.tensor(...) on intermediate results, so that training can backpropagate.")
+        for name, want in expected.items():
+            have = gradients.get(name)
+            if want is None:
+                continue
+            if have is None:
+                return (f"no gradient reaches {name}: something in your function cuts it off from autograd "
+                        f"(.detach(), .numpy(), torch.tensor(...), or a state that is detached).")
+            if not close(want, have, rtol=1e-3, atol=1e-4):
+                if not bool(np.isfinite(to_numpy(have)).all()):
+                    return f"the gradient with respect to {name} is not finite."
+                return f"the gradient with respect to {name} is wrong: {first_difference(want, have)}."
+        return None
+
     def __call__(self, function, seed: int = 0) -> CheckResult:
         """Run the check and print its verdict (what the learner calls in a notebook)."""
         return self.run(function, seed=seed).show()
+
+
+def preflight(name: str, function, validate: Callable[[Callable], str | None] | None) -> "Attempt | None":
+    """Is ``function`` something to call, and does it pass the static checks ``validate``? None if so.
+    Runs next to the learner's code (in a notebook, and in the grader's sandbox)."""
+    if function is None or not callable(function):
+        return Attempt("failed", message=f"expected a function, got {describe_type(function)}. Pass the "
+                                         f"function itself, without calling it: check_{name}({name}).")
+    if validate is not None:
+        try:
+            problem = validate(function)
+        except NotImplementedError:
+            return Attempt("not-implemented", message=NOT_IMPLEMENTED)
+        except Exception as error:
+            problem = f"{type(error).__name__}: {error}"
+        if problem:
+            return Attempt("failed", message=problem)
+    return None
+
+
+def memory_budget(case: Case) -> int:
+    """Bytes a function may use beyond the course's solution on a memory probe: a quarter of the float32
+    (..., T, S) scores, which only an implementation that builds them (or the weights, or the mask) exceeds."""
+    query, key = case.args[0], case.args[1]
+    return int(np.prod(query.shape[:-1])) * int(key.shape[-2])  # 4 bytes a score, a quarter of them
+
+
+def _fresh_leaves(case: Case) -> tuple[tuple, dict]:
+    """A copy of the case's inputs with fresh leaf tensors (same values and requires_grad), for a second
+    gradient computation on the same inputs."""
+    args, kwargs = copy.deepcopy((case.args, case.kwargs))
+    return args, kwargs
 
 
 def _same_inputs(before, after) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import calling
 from course_lib import numpy_attention as ref
 from course_lib.checking import Case, Check, Mistake, Output, close, like
 
@@ -432,22 +433,6 @@ _TORCH_ATTENTION_MISTAKES = (
 )
 
 
-def _check_autograd(function, case, got) -> str | None:
-    """For inputs that require grad: the output must be part of the autograd graph, with finite gradients."""
-    if not case.args[0].requires_grad:
-        return None
-    output = got[0]
-    if not getattr(output, "requires_grad", False):
-        return ("your output is not connected to autograd (requires_grad is False): avoid .detach(), .numpy() "
-                "and torch.tensor(...) on intermediate results, so that training can backpropagate.")
-    query = case.args[0]
-    query.grad = None
-    output.sum().backward()
-    if query.grad is None or not bool(query.grad.isfinite().all()):
-        return "the gradient with respect to query is missing or not finite."
-    return None
-
-
 def _sdpa_reference(*args, **kwargs):
     from course_lib.attention import scaled_dot_product_attention
 
@@ -466,7 +451,6 @@ check_sdpa = _register(Check(
         (_torch_shape_error,
          "Transpose only the last two dimensions of key: key.transpose(-2, -1) (key.T reverses all of them)."),
     ),
-    extra=_check_autograd,
     what="Matches torch's conventions: boolean and additive masks, is_causal, batches and heads, float64, "
          "zero rows when fully masked, and gradients flow.",
 ))
@@ -486,21 +470,10 @@ def _self_attention_cases(rng):
     return cases
 
 
-def _run_module(cls, d_model, d_head, weights, x, mask):
-    """Build ``cls(d_model, d_head)``, load the given projection weights, and run it on ``x``."""
-    import torch
-
-    module = cls(d_model, d_head)
-    with torch.no_grad():
-        for name, weight in weights.items():
-            getattr(module, name).weight.copy_(weight)
-    return module(x) if mask is None else module(x, attn_mask=mask)
-
-
 def _self_attention_reference(d_model, d_head, weights, x, mask):
     from course_lib.attention import SelfAttention
 
-    return _run_module(SelfAttention, d_model, d_head, weights, x, mask)
+    return calling.run_module(SelfAttention, d_model, d_head, weights, x, mask)
 
 
 def _self_attention_variant(**mistake):
@@ -513,41 +486,13 @@ def _self_attention_variant(**mistake):
     return run
 
 
-def _validate_self_attention(cls) -> str | None:
-    from torch import nn
-
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        return "SelfAttention must be a class that subclasses nn.Module."
-    try:
-        module = cls(8, 4)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        return f"SelfAttention(d_model=8, d_head=4) raised {type(error).__name__}: {error}."
-    for name in ("query", "key", "value"):
-        layer = getattr(module, name, None)
-        if not isinstance(layer, nn.Linear):
-            return (f"SelfAttention(8, 4).{name} should be an nn.Linear(d_model, d_head, bias=False), "
-                    f"got {describe_attribute(layer)}. The check loads weights into query, key and value.")
-        if tuple(layer.weight.shape) != (4, 8):
-            return (f"SelfAttention(8, 4).{name} maps {layer.in_features} -> {layer.out_features} features; "
-                    f"it should map d_model=8 -> d_head=4: nn.Linear(d_model, d_head, bias=False).")
-        if layer.bias is not None:
-            return f"SelfAttention(8, 4).{name} has a bias; the lesson's projections have none: bias=False."
-    return None
-
-
-def describe_attribute(value) -> str:
-    return "nothing (no such attribute)" if value is None else type(value).__name__
-
-
 check_SelfAttention = _register(Check(
     name="SelfAttention",
     points=2,
     make_cases=_self_attention_cases,
     reference=_self_attention_reference,
     implementation="course_lib.attention.SelfAttention",
-    call=lambda cls, case: _run_module(cls, *case.args),
+    call=calling.call_self_attention,
     outputs=(Output("output", kind="torch"),),
     error_hints=(
         (lambda case, error: "cannot be multiplied" in str(error),
@@ -565,7 +510,7 @@ check_SelfAttention = _register(Check(
                     Case("", case.args[:4] + (None,)), got, exp)),
         Mistake("the mask's meaning is reversed: True = may attend.", like(_self_attention_variant(reverse_bool=True))),
     ),
-    validate=_validate_self_attention,
+    validate=calling.validate_self_attention,
     what="Projections query/key/value are nn.Linear(d_model, d_head, bias=False); output (B, T, d_head) "
          "equals the reference with the same weights, with and without a mask.",
 ))
@@ -669,54 +614,10 @@ def _mha_cases(rng):
     return cases
 
 
-def _run_mha(cls, embed_dim, num_heads, torch_weights, query, memory, **options):
-    """Build ``cls(E, H)``, load a torch.nn.MultiheadAttention's weights into query/key/value/output, run it."""
-    import torch
-
-    module = cls(embed_dim, num_heads)
-    weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
-    biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
-    with torch.no_grad():
-        for name, weight, bias in zip(("query", "key", "value"), weights, biases):
-            getattr(module, name).weight.copy_(weight)
-            getattr(module, name).bias.copy_(bias)
-        module.output.weight.copy_(torch_weights["out_proj.weight"])
-        module.output.bias.copy_(torch_weights["out_proj.bias"])
-    if memory is query:
-        return module(query, **options)
-    return module(query, memory, memory, **options)
-
-
 def _mha_reference(*args, **options):
     from course_lib.multihead import MultiHeadAttention
 
-    return _run_mha(MultiHeadAttention, *args, **options)
-
-
-def _validate_mha(cls) -> str | None:
-    from torch import nn
-
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        return "MultiHeadAttention must be a class that subclasses nn.Module."
-    module = cls(8, 2)
-    for name in ("query", "key", "value", "output"):
-        layer = getattr(module, name, None)
-        if not isinstance(layer, nn.Linear) or tuple(layer.weight.shape) != (8, 8) or layer.bias is None:
-            return (f"MultiHeadAttention(8, 2).{name} should be nn.Linear(embed_dim, embed_dim) with a bias, got "
-                    f"{describe_attribute(layer)}; the check loads a torch module's weights into query, key, value "
-                    f"and output.")
-    try:
-        cls(10, 3)
-    except ValueError as error:
-        if "10" not in str(error) or "3" not in str(error):
-            return f"MultiHeadAttention(10, 3) should raise a ValueError naming 10 and 3, got: {error}"
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        return f"MultiHeadAttention(10, 3) raised {type(error).__name__}; raise a ValueError that names embed_dim and num_heads."
-    else:
-        return "MultiHeadAttention(10, 3) should raise a ValueError: 10 is not divisible by 3."
-    return None
+    return calling.run_mha(MultiHeadAttention, *args, **options)
 
 
 def _mha_variant(**mistake):
@@ -759,7 +660,7 @@ check_MultiHeadAttention = _register(Check(
     make_cases=_mha_cases,
     reference=_mha_reference,
     implementation="course_lib.multihead.MultiHeadAttention",
-    call=lambda cls, case: _run_mha(cls, *case.args, **case.kwargs),
+    call=calling.call_mha,
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=(
         Mistake("the output projection is missing: after merging the heads, apply self.output.",
@@ -773,7 +674,7 @@ check_MultiHeadAttention = _register(Check(
         Mistake("the mask meaning is reversed: this course's masks say True = may attend (torch's "
                 "nn.MultiheadAttention says the opposite; convert with ~mask).", like(_mha_variant(torch_meaning=True))),
     ),
-    validate=_validate_mha,
+    validate=calling.validate_mha,
     what="Same output and per-head weights as torch.nn.MultiheadAttention with the same weights: self- and "
          "cross-attention, attn_mask and key_padding_mask.",
 ))
@@ -887,32 +788,7 @@ check_apply_rope = _register(Check(
 # Lesson 06: what attention costs
 # ==========================================================================================================
 
-def _as_number(function, case):
-    """Call a function that returns a count; hand the checker a float64 array (the checks compare arrays)."""
-    import numbers
 
-    result = function(*case.args, **case.kwargs)
-    if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
-        result = result.item()
-    if isinstance(result, bool) or not isinstance(result, numbers.Real):
-        return result  # judged as it is: the verdict says what kind of value came back
-    return np.asarray(float(result))
-
-
-def _validate_returns_number(name, args):
-    def validate(function) -> str | None:
-        import numbers
-
-        from course_lib.checking import describe_type
-
-        result = function(*args)
-        if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
-            result = result.item()
-        if isinstance(result, bool) or not isinstance(result, numbers.Real):
-            return f"{name}{args} should return a number (an int), got {describe_type(result)}."
-        return None
-
-    return validate
 
 
 def _flops_reference(num_queries, num_keys, head_dim, num_heads):
@@ -933,8 +809,8 @@ check_attention_flops = _register(Check(
     ],
     reference=_flops_reference,
     implementation="course_lib.cost.attention_flops",
-    call=_as_number,
-    validate=_validate_returns_number("attention_flops", (4, 4, 2, 1)),
+    call=calling.as_number,
+    validate=calling.validate_attention_flops,
     outputs=(Output("flops"),),
     mistakes=(
         Mistake("you have half the count: 4·T·S·D per head counts both matrix products (Q·Kᵀ and weights·V), each "
@@ -975,8 +851,8 @@ check_kv_cache_bytes = _register(Check(
     ],
     reference=_kv_reference,
     implementation="course_lib.cost.kv_cache_bytes",
-    call=_as_number,
-    validate=_validate_returns_number("kv_cache_bytes", (2, 2, 4, 8)),
+    call=calling.as_number,
+    validate=calling.validate_kv_cache_bytes,
     outputs=(Output("bytes"),),
     mistakes=(
         Mistake("bytes_per_value is ignored (or fixed): multiply by the bytes of one number, 2 for float16, "
@@ -1663,20 +1539,6 @@ def _linear_extra(advice):
 
     def check(function, case, got) -> str | None:
         query, key = case.args[0], case.args[1]
-        if query.requires_grad:
-            if not getattr(got, "requires_grad", False):
-                return ("your output is not connected to autograd (requires_grad is False): avoid .detach(), "
-                        ".numpy() and torch.tensor(...) on intermediate results, so that training can backpropagate.")
-            query.grad = None
-            try:
-                got.sum().backward()
-            except RuntimeError as error:
-                if not _in_place_error(case, error):
-                    raise
-                reason = str(error).split(" Hint:")[0].rstrip(". ")
-                return f"computing the gradient raised RuntimeError: {reason}. {_IN_PLACE_HINT}"
-            if query.grad is None or not bool(query.grad.isfinite().all()):
-                return "the gradient with respect to query is missing or not finite."
         if "may be built" in case.label:
             full = query.shape[:-1].numel() * key.shape[-2]  # B * H * T * S
             largest = _largest_intermediate(function, *case.args)
@@ -1841,3 +1703,73 @@ check_positive_random_features = _register(Check(
     ),
     what="φ(x)_i = exp(ω_iᵀx − ‖x‖²/2)/√M for any batch shape, so that E[φ(q)·φ(k)] = exp(q·k).",
 ))
+
+
+# ==========================================================================================================
+# What doing the job with someone else's code means, per check (used by the grader, course_lib.grading):
+# ``withholds``: the course's other code that computes the same result, absent from the grader's sandbox like
+# the implementation itself; ``library``: names of torch functions that do the job, found in the submitted
+# source (an attribute, an imported name, a keyword or a string that contains one of them earns 0).
+# ==========================================================================================================
+
+_ATTENTION = ("course_lib.numpy_attention.scaled_dot_product_attention", "course_lib.attention.scaled_dot_product_attention",
+              "course_lib.attention.masked_softmax", "course_lib.attention.SelfAttention",
+              "course_lib.multihead.grouped_query_attention", "course_lib.multihead.MultiHeadAttention",
+              "course_lib.flash.flash_attention", "course_lib.flash.flash_attention_forward",
+              "course_lib.flash.FlashAttentionFunction", "course_lib.sparse.sliding_window_attention",
+              "course_lib.trophy.attend")
+_TORCH_ATTENTION = ("scaled_dot_product", "multi_head_attention_forward", "MultiheadAttention")
+_SAME_JOB = {
+    "softmax": (("course_lib.attention.masked_softmax", "course_lib.flash.online_softmax_steps"),
+                ("softmax", *_TORCH_ATTENTION)),
+    "scaled_dot_product_attention": (_ATTENTION, _TORCH_ATTENTION),
+    "causal_mask": (("course_lib.attention.causal_mask", "course_lib.sparse.sliding_window_mask",
+                     "course_lib.numpy_attention.attention_mask"), ()),
+    "padding_mask": (("course_lib.numpy_attention.attention_mask",), ()),
+    "masked_attention": (_ATTENTION, _TORCH_ATTENTION),
+    "sdpa": (_ATTENTION, _TORCH_ATTENTION),
+    "SelfAttention": (_ATTENTION, _TORCH_ATTENTION),
+    "MultiHeadAttention": (("course_lib.linear.LinearSelfAttention",), ("multi_head_attention_forward", "MultiheadAttention")),
+    "apply_rope": (("course_lib.positional.rope_score",), ()),
+    "kv_cache_bytes": (("course_lib.cost.cache_bytes",), ()),
+    "grouped_query_attention": ((), ("enable_gqa", "multi_head_attention_forward", "MultiheadAttention")),
+    "sliding_window_mask": (("course_lib.sparse.dilated_window_mask", "course_lib.sparse.bigbird_mask"), ()),
+    "strided_mask": (("course_lib.sparse.fixed_mask",), ()),
+    "sliding_window_attention": ((), ("multi_head_attention_forward", "MultiheadAttention")),
+    "online_softmax_update": (("course_lib.flash.online_softmax_steps",), ()),
+    "flash_attention": (("course_lib.flash.flash_attention_forward", "course_lib.flash.FlashAttentionFunction",
+                         "course_lib.flash.flash_attention_backward"), ("multi_head_attention_forward", "MultiheadAttention")),
+    "linear_attention": (("course_lib.linear.kernel_attention", "course_lib.linear.kernel_attention_weights",
+                          "course_lib.linear.LinearSelfAttention"), ()),
+    "causal_linear_attention": (("course_lib.linear.kernel_attention", "course_lib.linear.kernel_attention_weights",
+                                 "course_lib.linear.linear_attention_step", "course_lib.linear.recurrent_linear_attention",
+                                 "course_lib.linear.chunked_causal_linear_attention", "course_lib.linear.LinearSelfAttention"), ()),
+    "positive_random_features": (("course_lib.linear.performer_attention",), ()),
+}
+for _name, (_withholds, _library) in _SAME_JOB.items():
+    CHECKS[_name].withholds = tuple(w for w in _withholds if w != CHECKS[_name].implementation)
+    CHECKS[_name].library = _library
+
+
+# Memory probes: a long case on which the grader measures, from outside the sandbox, the peak memory of the
+# learner's function against the course's solution (the check cells use the in-process checks above).
+def _long_inputs(rng, length=4096, dim=16):
+    return tuple(_tensor(rng, 1, 1, length, dim) for _ in range(3))  # (B, H, T, D) each
+
+
+CHECKS["sliding_window_attention"].memory_probe = lambda rng: Case(
+    "T = S = 4096, window = 32 (peak memory measured)", (*_long_inputs(rng), 32))
+CHECKS["sliding_window_attention"].memory_advice = (
+    "Compute each block of queries against only the keys within its window, so that memory grows like T·window.")
+CHECKS["flash_attention"].memory_probe = lambda rng: Case(
+    "T = S = 4096, block_size = 64 (peak memory measured)", _long_inputs(rng), {"block_size": 64})
+CHECKS["flash_attention"].memory_advice = (
+    "Flash attention holds one (block_size, block_size) tile of scores per head at a time: loop over blocks of "
+    "queries and, inside, over blocks of keys.")
+CHECKS["linear_attention"].memory_probe = lambda rng: Case("T = S = 4096 (peak memory measured)", _long_inputs(rng))
+CHECKS["linear_attention"].memory_advice = (
+    "Compute right to left: the (..., D, Dv) summary φ(K)ᵀV and the normaliser first; never φ(Q)φ(K)ᵀ.")
+CHECKS["causal_linear_attention"].memory_probe = lambda rng: Case("T = S = 4096 (peak memory measured)",
+                                                                   _long_inputs(rng))
+CHECKS["causal_linear_attention"].memory_advice = (
+    "That is the masked (T, T) form. Use cumulative sums along the positions, or a loop that carries (U, z).")

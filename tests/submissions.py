@@ -104,11 +104,11 @@ BAD = {
                             Expected("ok", says="output")),
     "calls_the_reference": (replace_function("softmax", "from course_lib.numpy_attention import softmax as course_softmax\n"
                                                         "def softmax(x, axis=-1):\n    return course_softmax(x, axis=axis)\n"),
-                            Expected("ok", {"softmax": "reference-call"}, says="course's own implementation")),
+                            Expected("ok", {"softmax": "not-available"}, says="not available while grading")),
     "calls_the_reference_through_its_module": (replace_function("scaled_dot_product_attention",
                                               "import course_lib.numpy_attention as hidden\n"
                                               "scaled_dot_product_attention = lambda *a, **k: hidden.scaled_dot_product_attention(*a, **k)\n"),
-                             Expected("ok", {"scaled_dot_product_attention": "reference-call"})),
+                             Expected("ok", {"scaled_dot_product_attention": "not-available"})),
 }
 
 

@@ -1,0 +1,134 @@
+"""How the checks call a learner's function or class on a case, and the static checks of a class: the part of
+a check that runs next to the learner's code (in a notebook, and in the grader's sandbox, where the rest of
+:mod:`course_lib.checks`, with its references, is not available).
+
+Defined for the checks of lessons 03, 04 and 06 (:mod:`course_lib.checks`); tested through tests/test_checks.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from course_lib.checking import describe_type
+
+
+def run_module(cls, d_model, d_head, weights, x, mask):
+    """Build ``cls(d_model, d_head)``, load the given projection weights, and run it on ``x``."""
+    import torch
+
+    module = cls(d_model, d_head)
+    with torch.no_grad():
+        for name, weight in weights.items():
+            getattr(module, name).weight.copy_(weight)
+    return module(x) if mask is None else module(x, attn_mask=mask)
+
+
+def validate_self_attention(cls) -> str | None:
+    from torch import nn
+
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return "SelfAttention must be a class that subclasses nn.Module."
+    try:
+        module = cls(8, 4)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        return f"SelfAttention(d_model=8, d_head=4) raised {type(error).__name__}: {error}."
+    for name in ("query", "key", "value"):
+        layer = getattr(module, name, None)
+        if not isinstance(layer, nn.Linear):
+            return (f"SelfAttention(8, 4).{name} should be an nn.Linear(d_model, d_head, bias=False), "
+                    f"got {describe_attribute(layer)}. The check loads weights into query, key and value.")
+        if tuple(layer.weight.shape) != (4, 8):
+            return (f"SelfAttention(8, 4).{name} maps {layer.in_features} -> {layer.out_features} features; "
+                    f"it should map d_model=8 -> d_head=4: nn.Linear(d_model, d_head, bias=False).")
+        if layer.bias is not None:
+            return f"SelfAttention(8, 4).{name} has a bias; the lesson's projections have none: bias=False."
+    return None
+
+
+def describe_attribute(value) -> str:
+    return "nothing (no such attribute)" if value is None else type(value).__name__
+
+
+def run_mha(cls, embed_dim, num_heads, torch_weights, query, memory, **options):
+    """Build ``cls(E, H)``, load a torch.nn.MultiheadAttention's weights into query/key/value/output, run it."""
+    import torch
+
+    module = cls(embed_dim, num_heads)
+    weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
+    biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
+    with torch.no_grad():
+        for name, weight, bias in zip(("query", "key", "value"), weights, biases):
+            getattr(module, name).weight.copy_(weight)
+            getattr(module, name).bias.copy_(bias)
+        module.output.weight.copy_(torch_weights["out_proj.weight"])
+        module.output.bias.copy_(torch_weights["out_proj.bias"])
+    if memory is query:
+        return module(query, **options)
+    return module(query, memory, memory, **options)
+
+
+def validate_mha(cls) -> str | None:
+    from torch import nn
+
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return "MultiHeadAttention must be a class that subclasses nn.Module."
+    module = cls(8, 2)
+    for name in ("query", "key", "value", "output"):
+        layer = getattr(module, name, None)
+        if not isinstance(layer, nn.Linear) or tuple(layer.weight.shape) != (8, 8) or layer.bias is None:
+            return (f"MultiHeadAttention(8, 2).{name} should be nn.Linear(embed_dim, embed_dim) with a bias, got "
+                    f"{describe_attribute(layer)}; the check loads a torch module's weights into query, key, value "
+                    f"and output.")
+    try:
+        cls(10, 3)
+    except ValueError as error:
+        if "10" not in str(error) or "3" not in str(error):
+            return f"MultiHeadAttention(10, 3) should raise a ValueError naming 10 and 3, got: {error}"
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        return f"MultiHeadAttention(10, 3) raised {type(error).__name__}; raise a ValueError that names embed_dim and num_heads."
+    else:
+        return "MultiHeadAttention(10, 3) should raise a ValueError: 10 is not divisible by 3."
+    return None
+
+
+def as_number(function, case):
+    """Call a function that returns a count; hand the checker a float64 array (the checks compare arrays)."""
+    import numbers
+
+    result = function(*case.args, **case.kwargs)
+    if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
+        result = result.item()
+    if isinstance(result, bool) or not isinstance(result, numbers.Real):
+        return result  # judged as it is: the verdict says what kind of value came back
+    return np.asarray(float(result))
+
+
+def returns_number(name, args):
+    def validate(function) -> str | None:
+        import numbers
+
+        from course_lib.checking import describe_type
+
+        result = function(*args)
+        if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
+            result = result.item()
+        if isinstance(result, bool) or not isinstance(result, numbers.Real):
+            return f"{name}{args} should return a number (an int), got {describe_type(result)}."
+        return None
+
+    return validate
+
+
+def call_self_attention(cls, case):
+    return run_module(cls, *case.args)
+
+
+def call_mha(cls, case):
+    return run_mha(cls, *case.args, **case.kwargs)
+
+
+validate_attention_flops = returns_number("attention_flops", (4, 4, 2, 1))
+validate_kv_cache_bytes = returns_number("kv_cache_bytes", (2, 2, 4, 8))

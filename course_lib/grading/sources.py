@@ -1,0 +1,211 @@
+"""What the grader reads in a submission's source, in its own process, before anything runs.
+
+* which top-level names each cell binds (so a notebook stripped of its nbgrader metadata, or renamed, is still
+  recognised by its functions, and a cell that defines a function is known as that function's cell);
+* a graded function's *closure*: its definition and the top-level definitions, assignments and imports it
+  refers to, followed name by name;
+* in that closure, any use of a library function that does the graded function's job (the check's
+  ``library`` names: as an attribute, an imported name, a keyword or a string), and code whose calls the
+  grader cannot read (eval, exec, __import__, importlib, a computed attribute of a module);
+* a later import from course_lib that replaced the learner's own function.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+DYNAMIC_CALLS = {"eval", "exec", "compile", "__import__", "globals", "vars", "locals", "breakpoint"}
+DYNAMIC_NAMES = {"importlib", "__builtins__", "builtins", "__dict__", "__getattribute__", "attrgetter",
+                 "methodcaller", "modules", "__globals__", "__code__", "__closure__"}
+
+
+@dataclass
+class Binding:
+    name: str
+    cell: int  # index of the notebook cell
+    line: int  # line in the cell
+    node: ast.AST
+    kind: str  # "def", "class", "assign", "import"
+    module: str = ""  # for an import: the module it comes from
+    imported: str = ""  # for an import: the name imported ("*" for a star import)
+
+
+@dataclass
+class Source:
+    """The parsed code cells of a notebook, and the top-level bindings in cell order."""
+
+    cells: dict[int, str]
+    trees: dict[int, ast.Module] = field(default_factory=dict)
+    bindings: list[Binding] = field(default_factory=list)
+    unparsable: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, cells: dict[int, str]) -> "Source":
+        source = cls(cells)
+        for index, text in cells.items():
+            try:
+                tree = ast.parse(python_of(text))
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                source.unparsable.append(index)
+                continue
+            source.trees[index] = tree
+            for node in tree.body:
+                source.bindings += _bindings(node, index)
+        return source
+
+    def defined(self, name: str) -> Binding | None:
+        """The last top-level def or class of ``name``."""
+        found = [b for b in self.bindings if b.name == name and b.kind in ("def", "class", "assign")]
+        return found[-1] if found else None
+
+    def defining_cells(self) -> dict[int, set[str]]:
+        cells: dict[int, set[str]] = {}
+        for binding in self.bindings:
+            if binding.kind in ("def", "class"):
+                cells.setdefault(binding.cell, set()).add(binding.name)
+        return cells
+
+    def closure(self, name: str) -> list[Binding]:
+        """The bindings the function ``name`` depends on, itself first, following names through top-level code."""
+        by_name: dict[str, list[Binding]] = {}
+        for binding in self.bindings:
+            by_name.setdefault(binding.name, []).append(binding)
+        todo, seen, found = [name], set(), []
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            for binding in by_name.get(current, []):
+                found.append(binding)
+                todo += [n.id for n in ast.walk(binding.node) if isinstance(n, ast.Name)]
+        return found
+
+    def replaced_by_import(self, name: str) -> Binding | None:
+        """An import after the learner's own def of ``name`` that binds ``name`` again (star imports included,
+        when the module exports it)."""
+        own = [b for b in self.bindings if b.name == name and b.kind in ("def", "class")]
+        if not own:
+            return None
+        last = (own[-1].cell, own[-1].line)
+        for binding in self.bindings:
+            if binding.kind != "import" or (binding.cell, binding.line) <= last:
+                continue
+            if binding.name == name or (binding.imported == "*" and _exports(binding.module, name)):
+                return binding
+        return None
+
+
+def python_of(text: str) -> str:
+    """A cell's source as plain Python (IPython magics and shell escapes turned into calls)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(text)
+    except Exception:
+        return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def _bindings(node: ast.stmt, cell: int) -> list[Binding]:
+    line = getattr(node, "lineno", 0)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return [Binding(node.name, cell, line, node, "def")]
+    if isinstance(node, ast.ClassDef):
+        return [Binding(node.name, cell, line, node, "class")]
+    if isinstance(node, ast.Import):
+        return [Binding((a.asname or a.name).split(".")[0], cell, line, node, "import", a.name, a.name)
+                for a in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [Binding(a.asname or a.name, cell, line, node, "import", node.module or "", a.name) for a in node.names]
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        return [Binding(n, cell, line, node, "assign") for n in names]
+    found = []
+    if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):  # definitions nested in top-level blocks
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                found += _bindings(child, cell)
+            for grandchild in ast.iter_child_nodes(child) if isinstance(child, ast.ExceptHandler) else ():
+                if isinstance(grandchild, ast.stmt):
+                    found += _bindings(grandchild, cell)
+    return found
+
+
+def _exports(module: str, name: str) -> bool:
+    if not module.startswith("course_lib"):
+        return False
+    try:
+        import importlib
+
+        target = importlib.import_module(module)
+    except Exception:
+        return False
+    exported = getattr(target, "__all__", None)
+    return name in exported if exported is not None else hasattr(target, name) and not name.startswith("_")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names: set[str] = frozenset()) -> list[str]:
+    """The library names (``library``, matched inside identifiers) used in these bindings, as ``text (line)``.
+    Attributes of ``course_names`` (names bound to course_lib modules) are the course's code, not a library's:
+    the sandbox withholds those instead."""
+    if not library:
+        return []
+    found = []
+    for binding in bindings:
+        if binding.kind == "import" and binding.module.startswith("course_lib"):
+            continue  # the course's own code: withheld in the sandbox instead (see course_lib.grading.view)
+        skip = _docstrings(binding.node)
+        for node in ast.walk(binding.node):
+            texts = []
+            if isinstance(node, ast.Attribute):
+                if not _is_module(node, set(course_names)):
+                    texts.append(node.attr)
+            elif isinstance(node, ast.alias):
+                texts.append(node.name)
+            elif isinstance(node, ast.keyword) and node.arg:
+                texts.append(node.arg)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+                texts.append(node.value)
+            for text in texts:
+                hit = next((name for name in library if name in text), None)
+                if hit:
+                    found.append(f"`{text[:60]}` (cell {binding.cell + 1}, line {getattr(node, 'lineno', binding.line)})")
+    return list(dict.fromkeys(found))
+
+
+def dynamic_code(bindings: list[Binding], modules: set[str]) -> list[str]:
+    """Calls in these bindings that the grader cannot read: eval, exec, __import__, importlib, ..., or an
+    attribute of a module (``modules``: names bound by imports) fetched by a computed name."""
+    found = []
+    for binding in bindings:
+        if binding.kind == "import":
+            if binding.module.split(".")[0] == "importlib" or binding.imported.split(".")[0] == "importlib":
+                found.append(f"`import importlib` (cell {binding.cell + 1})")
+            continue
+        for node in ast.walk(binding.node):
+            if isinstance(node, ast.Name) and (node.id in DYNAMIC_CALLS or node.id in DYNAMIC_NAMES):
+                found.append(f"`{node.id}` (cell {binding.cell + 1}, line {node.lineno})")
+            elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC_NAMES:
+                found.append(f"`.{node.attr}` (cell {binding.cell + 1}, line {node.lineno})")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr")
+                  and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
+                  and _is_module(node.args[0], modules)):
+                found.append(f"`getattr` with a computed name (cell {binding.cell + 1}, line {node.lineno})")
+    return list(dict.fromkeys(found))
+
+
+def _is_module(node: ast.AST, modules: set[str]) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in modules
