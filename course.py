@@ -96,7 +96,7 @@ def parallel(args: list[str]) -> list[str]:
 
 def grade(args: list[str]) -> int:
     python = ensure_environment(extras="")
-    return subprocess.call([str(python), "-m", "course_lib.grade", *args], env=offline_environment())
+    return subprocess.call([str(python), "-m", "course_lib.grading", *args], env=offline_environment())
 
 
 def main() -> int:

@@ -166,8 +166,9 @@ class Grading:
     def run(self) -> None:
         from course_lib.checks import CHECKS
 
-        for name in self.points:  # judged from the source alone: nothing of theirs needs to run
-            found = judging.source_verdict(CHECKS[name], self.source)
+        names = list(self.points)
+        for position, name in enumerate(names):  # judged from the source alone: nothing of theirs needs to run
+            found = judging.source_verdict(CHECKS[name], self.source, set(names[:position]))
             if found is not None:
                 self.verdicts[name] = found
         for _ in range(MAX_RESTARTS + 1):
@@ -235,6 +236,9 @@ class Grading:
             self.events.add("timeout")
             what, status = (f"{cell} ran for more than {self.options.cell_timeout:g} s and was stopped; look for an "
                             f"endless loop."), "timeout"
+        elif kind == "protocol":
+            self.events.add("crashed")
+            what, status = (f"{cell} wrote something to the grader's own channel, so the grader stopped it."), "crashed"
         elif session.close().out_of_memory:
             self.events.add("memory-limit")
             what, status = f"{cell} used more than {self.options.memory_mb} MiB of memory and was stopped.", "memory-limit"
@@ -312,7 +316,9 @@ class Grading:
         from course_lib.cost import format_bytes
 
         case = check.memory_probe(self.context.seeds.generator(check.name))
-        cells = sorted({b.cell for b in self.source.closure(check.name)} | self.import_cells())
+        names = list(self.points)
+        lent = set(names[:names.index(check.name)])
+        cells = sorted({b.cell for b in self.source.closure(check.name, lent)} | self.import_cells())
         peak = self.context.probe(self.exercise, check, case, [self.notebook.cells[i].source for i in cells],
                                   self.exercise.lent_source(check.name), self.deadline)
         reference = self.context.reference_peak(self.exercise, check, case)

@@ -183,10 +183,10 @@ def _attempt(row: dict) -> Attempt:
                    error=info, gradients=gradients if isinstance(gradients, dict) else None)
 
 
-def source_verdict(check, source: source_analysis.Source) -> CheckResult | None:
+def source_verdict(check, source: source_analysis.Source, lent: set[str] = frozenset()) -> CheckResult | None:
     """A verdict from the submitted source alone: a library function that does the job, or code whose calls
-    cannot be read, in the function's closure. None when the source is fine."""
-    closure = source.closure(check.name)
+    cannot be read, in the function's closure (``lent`` functions are the grader's). None when it is fine."""
+    closure = source.closure(check.name, lent)
     modules = {b.name for b in source.bindings if b.kind == "import"}
     course = {b.name for b in source.bindings if b.kind == "import" and b.module.startswith("course_lib")}
     used = source_analysis.library_uses(closure, check.library, course)

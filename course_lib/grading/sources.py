@@ -5,8 +5,8 @@
 * a graded function's *closure*: its definition and the top-level definitions, assignments and imports it
   refers to, followed name by name;
 * in that closure, any use of a library function that does the graded function's job (the check's
-  ``library`` names: as an attribute, an imported name, a keyword or a string), and code whose calls the
-  grader cannot read (eval, exec, __import__, importlib, a computed attribute of a module);
+  ``library`` names: as an attribute, an imported name, a keyword, or ``getattr(module, "name")``), and code
+  whose calls the grader cannot read (eval, exec, __import__, importlib, a computed attribute of a module);
 * a later import from course_lib that replaced the learner's own function.
 """
 from __future__ import annotations
@@ -65,15 +65,16 @@ class Source:
                 cells.setdefault(binding.cell, set()).add(binding.name)
         return cells
 
-    def closure(self, name: str) -> list[Binding]:
-        """The bindings the function ``name`` depends on, itself first, following names through top-level code."""
+    def closure(self, name: str, lent: set[str] = frozenset()) -> list[Binding]:
+        """The bindings the function ``name`` depends on, itself first, following names through top-level code
+        (but not into ``lent``: the grader's own versions stand in for those while ``name`` is graded)."""
         by_name: dict[str, list[Binding]] = {}
         for binding in self.bindings:
             by_name.setdefault(binding.name, []).append(binding)
         todo, seen, found = [name], set(), []
         while todo:
             current = todo.pop()
-            if current in seen:
+            if current in seen or (current in lent and current != name):
                 continue
             seen.add(current)
             for binding in by_name.get(current, []):
@@ -145,16 +146,6 @@ def _exports(module: str, name: str) -> bool:
     return name in exported if exported is not None else hasattr(target, name) and not name.startswith("_")
 
 
-def _docstrings(tree: ast.AST) -> set[int]:
-    ids = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                ids.add(id(first.value))
-    return ids
-
-
 def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names: set[str] = frozenset()) -> list[str]:
     """The library names (``library``, matched inside identifiers) used in these bindings, as ``text (line)``.
     Attributes of ``course_names`` (names bound to course_lib modules) are the course's code, not a library's:
@@ -165,7 +156,6 @@ def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names
     for binding in bindings:
         if binding.kind == "import" and binding.module.startswith("course_lib"):
             continue  # the course's own code: withheld in the sandbox instead (see course_lib.grading.view)
-        skip = _docstrings(binding.node)
         for node in ast.walk(binding.node):
             texts = []
             if isinstance(node, ast.Attribute):
@@ -175,8 +165,10 @@ def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names
                 texts.append(node.name)
             elif isinstance(node, ast.keyword) and node.arg:
                 texts.append(node.arg)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
-                texts.append(node.value)
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                  and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+                  and isinstance(node.args[1].value, str)):
+                texts.append(node.args[1].value)  # getattr(F, "name") is F.name
             for text in texts:
                 hit = next((name for name in library if name in text), None)
                 if hit:
