@@ -59,7 +59,11 @@ def test_ci_runs_the_readme_test_command_and_nothing_else():
     script = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
               if line.strip() and not line.strip().startswith("#")]
     commands = [line for line in script if not line.startswith(("set ", "cd "))]
-    assert commands == [f"exec {readme_commands()[1]}"], commands
+    assert commands[-1] == f"exec {readme_commands()[1]}", commands
+    setup = commands[:-1]  # only what a learner's machine may lack: bubblewrap, the grader's sandbox
+    assert not setup or ("bwrap" in setup[0] and all(("bubblewrap" in line or "bwrap" in line or line in ("else", "fi")
+                                                      or line.startswith(("if ", "apt-get")))
+                                                     for line in setup)), setup
 
 
 def test_start_page_links_every_lesson_and_exercise():

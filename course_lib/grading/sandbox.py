@@ -95,6 +95,9 @@ def command(argv: list[str], *, read_only: dict[str, str], env: dict[str, str], 
     args = [bwrap, *_isolation(), "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
+    # the scratch first: what is bound below may live under /tmp on the host (a checkout there) and must not
+    # be hidden by it
+    args += ["--perms", "1777", "--size", str(limits.scratch_mb * 2 ** 20), "--tmpfs", SCRATCH]
     for path in SYSTEM_DIRS:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
@@ -107,9 +110,7 @@ def command(argv: list[str], *, read_only: dict[str, str], env: dict[str, str], 
         args += ["--ro-bind", path, path]
     for inside, host in read_only.items():
         args += ["--ro-bind", host, inside]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(limits.scratch_mb * 2 ** 20), "--tmpfs", SCRATCH,
-             "--chdir", SCRATCH, "--", *argv]
+    args += ["--proc", "/proc", "--dev", "/dev", "--chdir", SCRATCH, "--", *argv]
     return args
 
 
