@@ -6,6 +6,8 @@ Defined for the checks of lessons 03, 04 and 06 (:mod:`course_lib.checks`); test
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from course_lib.checking import describe_type
@@ -96,8 +98,6 @@ def validate_mha(cls) -> str | None:
 
 def as_number(function, case):
     """Call a function that returns a count; hand the checker a float64 array (the checks compare arrays)."""
-    import numbers
-
     result = function(*case.args, **case.kwargs)
     if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
         result = result.item()
@@ -108,10 +108,6 @@ def as_number(function, case):
 
 def returns_number(name, args):
     def validate(function) -> str | None:
-        import numbers
-
-        from course_lib.checking import describe_type
-
         result = function(*args)
         if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
             result = result.item()

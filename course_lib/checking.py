@@ -451,7 +451,7 @@ class Check:
         """For a case whose inputs require grad: do the learner's gradients equal the reference's? None if so."""
         if gradients is None:
             return None
-        args, kwargs = _fresh_leaves(case)
+        args, kwargs = copy.deepcopy((case.args, case.kwargs))  # fresh leaf tensors for a second gradient
         with np.errstate(all="ignore"):
             answer = self.reference(*args, **kwargs)
         expected = _gradients(Case(case.label, args, kwargs), answer)
@@ -501,13 +501,6 @@ def memory_budget(case: Case) -> int:
     (..., T, S) scores, which only an implementation that builds them (or the weights, or the mask) exceeds."""
     query, key = case.args[0], case.args[1]
     return int(np.prod(query.shape[:-1])) * int(key.shape[-2])  # 4 bytes a score, a quarter of them
-
-
-def _fresh_leaves(case: Case) -> tuple[tuple, dict]:
-    """A copy of the case's inputs with fresh leaf tensors (same values and requires_grad), for a second
-    gradient computation on the same inputs."""
-    args, kwargs = copy.deepcopy((case.args, case.kwargs))
-    return args, kwargs
 
 
 def _same_inputs(before, after) -> bool:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
+import os
 import shutil
 import sys
 import tempfile
@@ -100,8 +102,7 @@ class Context:
         with self._lock:
             if key in self._reference_peaks:
                 return self._reference_peaks[key]
-        names = [name for name, _ in exercise.functions]
-        upto = names[:names.index(check.name) + 1]
+        upto = [*exercise.earlier(check.name), check.name]
         cells = [exercise.imports, *(exercise.solutions[name] for name in upto)]
         peak = self.probe(exercise, check, case, cells, "", time.monotonic() + 180)
         with self._lock:
@@ -166,9 +167,8 @@ class Grading:
     def run(self) -> None:
         from course_lib.checks import CHECKS
 
-        names = list(self.points)
-        for position, name in enumerate(names):  # judged from the source alone: nothing of theirs needs to run
-            found = judging.source_verdict(CHECKS[name], self.source, set(names[:position]))
+        for name in self.points:  # judged from the source alone: nothing of theirs needs to run
+            found = judging.source_verdict(CHECKS[name], self.source, set(self.exercise.earlier(name)))
             if found is not None:
                 self.verdicts[name] = found
         for _ in range(MAX_RESTARTS + 1):
@@ -316,8 +316,7 @@ class Grading:
         from course_lib.cost import format_bytes
 
         case = check.memory_probe(self.context.seeds.generator(check.name))
-        names = list(self.points)
-        lent = set(names[:names.index(check.name)])
+        lent = set(self.exercise.earlier(check.name))
         cells = sorted({b.cell for b in self.source.closure(check.name, lent)} | self.import_cells())
         peak = self.context.probe(self.exercise, check, case, [self.notebook.cells[i].source for i in cells],
                                   self.exercise.lent_source(check.name), self.deadline)
@@ -409,8 +408,6 @@ def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, f
     Submissions are known by their absolute path, so a rerun from another folder or with the folder typed
     differently still skips what is graded; files that no longer exist drop out of the reports.
     """
-    import json
-
     context = Context(options)
     try:
         json_path, pages = outputs(out)
@@ -485,9 +482,6 @@ class Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
-    import os
-
     parser = argparse.ArgumentParser(prog="course-grade", description="Grade exercise notebooks, each in a "
                                      "sandbox, with the same checks learners run. See TEACHERS.md.")
     parser.add_argument("paths", nargs="+", help="notebooks, folders of notebooks, or glob patterns")

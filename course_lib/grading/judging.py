@@ -49,11 +49,16 @@ class Exercise:
             names |= {check.implementation, *check.withholds} - {""}
         return names
 
+    def earlier(self, function: str) -> list[str]:
+        """The graded functions before ``function`` in the notebook: the ones lent while it is graded."""
+        names = [name for name, _ in self.functions]
+        return names[:names.index(function)]
+
     def lent_source(self, function: str) -> str:
         """The code that lends ``function`` the exercise's earlier graded functions: the solutions notebook's
         imports and their solution cells. Nothing later is lent, so nothing lent can help a function that is
         graded after it; and a lent function does exactly what the exercise specifies (its signature)."""
-        earlier = [name for name, _ in self.functions[:[n for n, _ in self.functions].index(function)]]
+        earlier = self.earlier(function)
         if not earlier:
             return ""
         cells = "\n\n".join(self.solutions[name] for name in earlier)

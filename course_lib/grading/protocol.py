@@ -22,6 +22,7 @@ import numpy as np
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PAYLOAD_BYTES = 256 * 2 ** 20  # one answer file, all its arrays together
 MAX_MEMBERS = 4096
+MAX_DESCRIPTION_BYTES = 4 * 2 ** 20  # the JSON description of an answer's tree
 MAX_DEPTH = 64
 _META = "__meta__"
 
@@ -179,7 +180,7 @@ def loads(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES):
     if _META not in arrays:
         raise ProtocolError("the answer has no description")
     meta_bytes = arrays.pop(_META)
-    if meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1 or meta_bytes.size > MAX_HEADER_BYTES * 64:
+    if meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1 or meta_bytes.size > MAX_DESCRIPTION_BYTES:
         raise ProtocolError("malformed description")
     try:
         meta = json.loads(meta_bytes.tobytes().decode())
@@ -190,9 +191,9 @@ def loads(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES):
 
 def load(path, max_bytes: int = MAX_PAYLOAD_BYTES):
     """:func:`loads` on a file, reading no more than the cap (only a regular file)."""
+    if os.path.islink(path) or not os.path.isfile(path):  # before opening: a FIFO would block the open
+        raise ProtocolError(f"{path} is not a regular file")
     with open(path, "rb") as file:
-        if not os.path.isfile(path):
-            raise ProtocolError(f"{path} is not a regular file")
         data = file.read(max_bytes + 1)
     return loads(data, max_bytes)
 
@@ -237,7 +238,7 @@ class Reader:
     def __init__(self, fd: int, max_payload: int = MAX_PAYLOAD_BYTES):
         self.fd, self.max_payload, self.buffer = fd, max_payload, b""
 
-    def _fill(self, deadline: float) -> bool:
+    def _fill(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError()
@@ -248,7 +249,6 @@ class Reader:
         if not chunk:
             raise EOFError("the worker closed its end")
         self.buffer += chunk
-        return True
 
     def read(self, deadline: float) -> tuple[dict, bytes]:
         """The next message, or TimeoutError at the deadline, EOFError when the worker is gone,

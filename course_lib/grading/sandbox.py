@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,11 +115,6 @@ def command(argv: list[str], *, read_only: dict[str, str], env: dict[str, str], 
     return args
 
 
-def scratch_dir(trusted_workdir: str | None) -> str:
-    """Where the sandboxed process works: the private scratch inside, or the given folder when trusted."""
-    return trusted_workdir if trusted_workdir else SCRATCH
-
-
 class Cgroup:
     """A memory and process-count cgroup holding one sandbox and everything it starts, where we may make one.
 
@@ -132,37 +128,27 @@ class Cgroup:
     @classmethod
     def make(cls, limits: Limits) -> "Cgroup | None":
         name = f"course-grade-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        memory = str(limits.memory_mb * 2 ** 20)
         v1 = [Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup/pids")]
+        v2 = Path("/sys/fs/cgroup")
+        if all((base / "cgroup.procs").exists() for base in v1):
+            group, settings = cls([], 1), {"memory.limit_in_bytes": memory, "pids.max": str(limits.processes)}
+            bases = v1
+        elif "memory" in _read(v2 / "cgroup.subtree_control").split():
+            group, bases = cls([], 2), [v2]
+            settings = {"memory.max": memory, "memory.swap.max": "0", "pids.max": str(limits.processes)}
+        else:
+            return None
         try:
-            if all((base / "cgroup.procs").exists() for base in v1):
-                folders = [base / name for base in v1]
-                for folder in folders:
-                    folder.mkdir()
-                group = cls(folders, 1)
-                (folders[0] / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 2 ** 20))
-                (folders[1] / "pids.max").write_text(str(limits.processes))
-                return group
-            base = Path("/sys/fs/cgroup")
-            if "memory" in (base / "cgroup.subtree_control").read_text().split():
-                folder = base / name
-                folder.mkdir()
-                group = cls([folder], 2)
-                (folder / "memory.max").write_text(str(limits.memory_mb * 2 ** 20))
-                (folder / "memory.swap.max").write_text("0")
-                (folder / "pids.max").write_text(str(limits.processes))
-                return group
-        except OSError:
-            try:
-                cls(locals().get("folders", []), 1).remove()
-            except Exception:
-                pass
-        return None
-
-    def join(self) -> None:
-        """Move the calling process in (run in the child before exec, so that all it starts is inside)."""
-        for folder in self.folders:
-            with open(folder / "cgroup.procs", "w") as file:
-                file.write(str(os.getpid()))
+            for base in bases:
+                (base / name).mkdir()
+                group.folders.append(base / name)
+            for setting, value in settings.items():  # each file lives in exactly one of the folders
+                next(f for f in group.folders if (f / setting).exists()).joinpath(setting).write_text(value)
+        except (OSError, StopIteration):
+            group.remove()
+            return None
+        return group
 
     def out_of_memory(self) -> bool:
         """Did the memory limit kill or refuse anything?"""
@@ -194,8 +180,6 @@ class Cgroup:
                     os.kill(pid, 9)
                 except OSError:
                     pass
-            import time
-
             time.sleep(0.02)
         for folder in self.folders:
             try:
@@ -230,3 +214,10 @@ def launched(argv: list[str], limits: Limits, cgroup: "Cgroup | None") -> list[s
                        "RLIMIT_CPU": limits.cpu_seconds, "RLIMIT_CORE": 0}}
     program = argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0]) or argv[0]
     return [sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(spec), program, *argv[1:]]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

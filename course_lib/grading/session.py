@@ -8,6 +8,7 @@ from the kernel's accounting of the finished sandbox (``wait4``'s rusage), not f
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,8 +148,6 @@ class Session:
                 pass
         self._drain.join(timeout=5)
         if self._scratch:
-            import shutil
-
             shutil.rmtree(self._scratch, ignore_errors=True)
         self.usage = Usage(getattr(self, "_peak", 0), out_of_memory)
         return self.usage
