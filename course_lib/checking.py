@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dis
+import types
 import signal
 import threading
 import time
@@ -387,6 +389,10 @@ class Check:
     def run(self, function, seed: int = 0, cases: list[Case] | None = None) -> CheckResult:
         """Check ``function`` on the cases made with ``seed``. Never raises."""
         problem = self.preflight(function)
+        if problem is None and self.library:  # what the grader reads in the source, read here in the live code
+            used = library_used(function, self.library)
+            if used:
+                problem = Attempt("library-call", message=library_message(self.name, used))
         if problem is not None:
             return self.score([], [], problem)
         cases = self.make_cases(np.random.default_rng(seed)) if cases is None else cases
@@ -427,6 +433,9 @@ class Check:
             if verdict:
                 return fail("failed", f"on {case.label}: {verdict}")
             checked += 1
+        if checked < len(cases):  # every case must be answered: a report with fewer was tampered with
+            return fail("incomplete", f"answers came back for only {checked} of the {len(cases)} cases: something "
+                                      f"in your notebook interfered with the checking, so nothing can be credited.")
         verified = f" {self.what}" if self.what else ""
         message = f"✅ {self.name}: passed {checked} cases.{verified} ({self.points:g}/{self.points:g} points)"
         return CheckResult(self.name, True, self.points, self.points, message, "passed")
@@ -435,9 +444,9 @@ class Check:
         info = error if isinstance(error, ErrorInfo) else ErrorInfo.of(error)
         where = f" (in your code: `{info.line}`)" if info.line else ""
         message = f"on {case.label}, your code raised {info.name}: {info.message}{where}."
-        if info.name == "EOFError" and "reading a line" in info.message:
-            return (f"on {case.label}, your function asked for input (input()): a graded function gets everything "
-                    f"it needs from its arguments; remove the input() call.")
+        if info.name == "EOFError":  # the grader's functions read from an empty stdin
+            return (f"on {case.label}, your function asked for input (input(), getpass() or sys.stdin){where}: a "
+                    f"graded function gets everything it needs from its arguments; remove that call.")
         rebuilt = info.rebuild()
         for applies, hint in self.error_hints:
             try:
@@ -476,6 +485,77 @@ class Check:
     def __call__(self, function, seed: int = 0) -> CheckResult:
         """Run the check and print its verdict (what the learner calls in a notebook)."""
         return self.run(function, seed=seed).show()
+
+
+def library_message(name: str, used: list[str]) -> str:
+    """The verdict on a function that hands its job to a library (the check cell's and the grader's words)."""
+    return (f"your {name} uses a library function that does the whole job: {', '.join(used[:3])}. The exercise is "
+            f"to write it yourself, so it earns no points.")
+
+
+def library_used(function, library: tuple[str, ...]) -> list[str]:
+    """The ``library`` names (matched inside identifiers) that ``function`` reaches, read from its live code:
+    attributes and imports in its bytecode, the objects its global names are bound to, string constants given
+    to ``getattr``, and the same in the learner's own functions and classes that it calls (followed through
+    globals, closures and decorators). The check cell's hint; the grader reads the submitted source instead
+    (:mod:`course_lib.grading.sources`)."""
+    found: list[str] = []
+    todo, seen = [function], set()
+
+    def hit(text: str, where: str) -> None:
+        if isinstance(text, str) and any(name in text for name in library):
+            found.append(f"`{text[:60]}` ({where})")
+
+    while todo:
+        target = todo.pop()
+        if id(target) in seen:
+            continue
+        seen.add(id(target))
+        if isinstance(target, type):
+            todo += [getattr(v, "__func__", getattr(v, "fget", v)) for v in vars(target).values()]
+            continue
+        code = getattr(target, "__code__", None)
+        if not isinstance(code, types.CodeType):
+            continue
+        scope = getattr(target, "__globals__", {})
+        todo += [c.cell_contents for c in (target.__closure__ or ()) if _cell_filled(c)]
+        codes = [code]
+        while codes:
+            current = codes.pop()
+            where = f"in `{current.co_name}`"
+            codes += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+            names = {i.argval for i in dis.get_instructions(current) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+            owner = None  # the module an attribute is read from, when it is a global name
+            for instruction in dis.get_instructions(current):
+                if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAME", "IMPORT_FROM"):
+                    if not getattr(owner, "__name__", "").startswith("course_lib"):  # the course's: withheld instead
+                        hit(instruction.argval, where)
+                owner = scope.get(instruction.argval) if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+            if names & {"getattr", "vars"}:
+                for constant in current.co_consts:
+                    hit(constant, where)
+            for name in names:
+                value = scope.get(name)
+                if _is_learners(value, scope):
+                    todo.append(value)
+                elif callable(value):
+                    hit(getattr(value, "__name__", ""), f"`{name}` {where}")
+    return list(dict.fromkeys(found))
+
+
+def _cell_filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _is_learners(value, scope: dict) -> bool:
+    """A function or class defined in the learner's notebook (the same globals), not a library's."""
+    if isinstance(value, type):
+        return value.__module__ == scope.get("__name__")
+    return getattr(value, "__globals__", None) is scope
 
 
 def preflight(name: str, function, validate: Callable[[Callable], str | None] | None) -> "Attempt | None":

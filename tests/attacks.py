@@ -344,7 +344,8 @@ attack("reference_by_cloned_code", replace_function("attention_scores",  # same 
        "import types\nfrom course_lib import numpy_attention\n\n_course = numpy_attention.attention_scores\n"
        "_clone = types.FunctionType(_course.__code__, _course.__globals__, 'helper', _course.__defaults__,\n"
        "                            _course.__closure__)\n\n"
-       "def attention_scores(queries, keys):\n    return _clone(queries, keys)\n"), STUBBED)
+       "def attention_scores(queries, keys):\n    return _clone(queries, keys)\n"),  # __code__: not read
+       Expected("ok", {"attention_scores": "unverifiable"}, says="__code__"))
 attack("reference_from_module_source", edits(  # re-executes the module's file: no import hook sees it
        add_cell("import importlib.util\n_spec = importlib.util.find_spec('course_lib.numpy_attention')\n"
                 "_scope = {'__name__': 'course_lib_copy'}\nwith open(_spec.origin) as _file:\n"
@@ -460,7 +461,7 @@ attack("importlib_in_function", replace_function("attention_scores",
        "    return queries @ numpy.swapaxes(keys, -1, -2) / numpy.sqrt(queries.shape[-1])\n"),
        Expected("ok", {"attention_scores": "unverifiable"}))
 attack("dynamic_getattr_in_function", replace_function("softmax",
-       "def softmax(x, axis=-1):\n    exp = getattr(np, 'ex' + 'p')\n"
+       "def softmax(x, axis=-1):\n    exp = getattr(np, ''.join(['ex', 'p']))\n"
        "    e = exp(x - np.max(x, axis=axis, keepdims=True))\n    return e / e.sum(axis=axis, keepdims=True)\n"),
        Expected("ok", {"softmax": "unverifiable"}))
 attack("exec_through_a_builtins_lookup", replace_function("softmax",  # exec without the word exec
@@ -516,11 +517,11 @@ attack("lent_function_unwrapped", On(BASE09, replace_function("causal_linear_att
        "                return candidate(query, key, value, is_causal=True)\n"
        "        except (TypeError, ValueError):\n            continue\n"
        "    raise LookupError('COURSE_ATTACK_MARKER: nothing lent takes is_causal')\n")),
-       Expected("ok", {"causal_linear_attention": UNAVAILABLE}))
+       Expected("ok", {"causal_linear_attention": "unverifiable"}, says="__globals__"))
 attack("leaks_the_lent_solution", On(BASE09, replace_function("causal_linear_attention",  # into its feedback
        "def causal_linear_attention(query, key, value):\n    code = linear_attention.__code__\n"
        "    raise RuntimeError(f'COURSE_ATTACK_MARKER leak: {code.co_varnames} {code.co_names} {code.co_consts}')\n")),
-       Expected("ok", {"causal_linear_attention": "error"}, says="COURSE_ATTACK_MARKER leak"))
+       Expected("ok", {"causal_linear_attention": "unverifiable"}, says="__code__"))  # never run: nothing leaks
 attack("calls_a_later_function", edits(  # attention_scores from sdpa's weights, sdpa itself deleted
        replace_function("attention_scores", "def attention_scores(queries, keys):\n"
                         "    zero = np.zeros(keys.shape[:-2] + (1, keys.shape[-1]))  # a key whose score is 0\n"
@@ -624,6 +625,14 @@ attack("hides_a_quadratic_form", On(BASE09, edits(  # the (T, S) matrix, with ev
                         "    weights = elu_feature_map(query) @ elu_feature_map(key).transpose(-2, -1)  # (..., T, S)\n"
                         "    return weights @ value / weights.sum(dim=-1, keepdim=True)\n"))),
        Expected("ok", {"linear_attention": "failed"}))
+attack("resets_the_peak_counter", On(BASE09, replace_function("linear_attention",  # clear_refs 5: peak RSS := now
+       "def linear_attention(query, key, value):\n"
+       "    weights = elu_feature_map(query) @ elu_feature_map(key).transpose(-2, -1)  # (..., T, S)\n"
+       "    output = weights @ value / weights.sum(dim=-1, keepdim=True)\n    del weights\n"
+       "    for _path in ('/proc/self/clear_refs', '/proc/thread-self/clear_refs'):\n        try:\n"
+       "            with open(_path, 'w') as _file:\n                _file.write('5')\n"
+       "        except OSError:\n            pass\n    return output\n")),
+       Expected("ok", {"linear_attention": "failed"}, says="peaked at"))
 attack("disarms_the_alarm", replace_function("softmax",  # no alarm, no signals, and time stands still
        "import signal, time\n\ndef softmax(x, axis=-1):\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
        "    for signum in (signal.SIGALRM, signal.SIGINT, signal.SIGTERM):\n"

@@ -835,8 +835,27 @@ def torch_sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
     return weights @ value, weights
 
 
+class SelfAttentionEinsum(nn.Module):
+    """Scores by einsum and the mask applied with where: a different route to the same numbers."""
+
+    def __init__(self, d_model, d_head):
+        super().__init__()
+        self.query = nn.Linear(d_model, d_head, bias=False)
+        self.key = nn.Linear(d_model, d_head, bias=False)
+        self.value = nn.Linear(d_model, d_head, bias=False)
+
+    def forward(self, x, attn_mask=None):
+        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, d_head) each
+        scores = torch.einsum("btd,bsd->bts", q, k) / q.shape[-1] ** 0.5  # (B, T, T)
+        if attn_mask is not None and attn_mask.dtype == torch.bool:
+            scores = torch.where(attn_mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype))  # (B, T, T)
+        elif attn_mask is not None:
+            scores = scores + attn_mask  # (B, T, T)
+        return torch.softmax(scores, dim=-1) @ v  # (B, T, d_head)
+
+
 class SelfAttentionFused(nn.Module):
-    """Calls torch's own fused attention for the output: a different route to the same numbers."""
+    """Calls torch's own fused attention for the output: right numbers, but the job is torch's (library-call)."""
 
     def __init__(self, d_model, d_head):
         super().__init__()
@@ -1045,7 +1064,7 @@ ALTERNATIVES = [
     ("padding_mask", padding_loop),
     ("masked_attention", masked_with_nan_to_num),
     ("sdpa", torch_sdpa_with_where),
-    ("SelfAttention", SelfAttentionFused),
+    ("SelfAttention", SelfAttentionEinsum),
     ("online_softmax_update", online_update_logsumexp),
     ("flash_attention", flash_keys_outside),
     ("elu_feature_map", elu_by_cases),
@@ -1115,6 +1134,26 @@ def test_exception_hint_points_at_the_likely_cause():
     result = checks.check_attention_scores.run(lambda q, k: q @ k)
     assert result.status == "error"
     assert "ValueError" in result.message and "transpose" in result.message
+
+
+blend = torch.nn.functional.scaled_dot_product_attention  # an alias at top level, as a notebook cell might make
+
+
+def attend_with_the_alias(query, key, value, mask):
+    return blend(query, key, value, attn_mask=mask)
+
+
+def sdpa_through_a_helper(query, key, value, attn_mask=None, is_causal=False):
+    return attend_with_the_alias(query, key, value, attn_mask), None
+
+
+@pytest.mark.parametrize("name, function, says", [
+    ("SelfAttention", SelfAttentionFused, "`scaled_dot_product_attention` (in `forward`)"),
+    ("sdpa", sdpa_through_a_helper, "`scaled_dot_product_attention` (`blend` in `attend_with_the_alias`)"),
+])
+def test_the_check_cell_says_when_a_library_function_does_the_job(name, function, says):
+    result = checks.CHECKS[name].run(function)
+    assert result.status == "library-call" and says in result.message, result.message
 
 
 def test_the_verdict_is_printed_once(capsys):

@@ -34,6 +34,7 @@ from course_lib.grading.judging import GraderError
 from course_lib.grading.session import MAX_OUTPUT_BYTES, Ended, Session
 
 MAX_RESTARTS = 4  # fresh sandboxes per submission after a cell or function timed out or crashed
+CASE_MARGIN = 5.0  # seconds, on top of a case's time limit, for the request around it
 STATUS_ORDER = ("crashed", "timeout", "memory-limit", "ok")  # a submission's status: the first that applies
 
 
@@ -68,7 +69,7 @@ class Context:
         self.seeds = judging.Seeds(options.secret)
         self._folder = Path(tempfile.mkdtemp(prefix="course-grade-views-"))
         self._views: dict[str, Path] = {}
-        self._reference_peaks: dict[tuple[str, str], int | None] = {}
+        self._reference_peaks: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def view(self, exercise: judging.Exercise) -> Path:
@@ -77,9 +78,9 @@ class Context:
                 self._views[exercise.name] = course_view.build(self._folder / exercise.name, exercise.withheld())
             return self._views[exercise.name]
 
-    def probe(self, exercise, check, case, cells: list[str], lent: str, deadline: float) -> int | None:
-        """The peak memory of a fresh sandbox that runs ``cells`` and then the function on ``case`` (None when
-        it did not run to the end)."""
+    def probe(self, exercise, check, case, cells: list[str], lent: str, deadline: float) -> tuple[int | None, str]:
+        """The peak memory of a fresh sandbox that runs ``cells`` and then the function on ``case``; or None and
+        why it did not run to the end."""
         session = Session(self.view(exercise), self.options.limits(), self.options.trusted)
         try:
             for source in cells:
@@ -90,13 +91,24 @@ class Context:
             request = {"cases": [{"label": case.label, "args": case.args, "kwargs": case.kwargs}], "lent": lent}
             _, payload = session.request(header, protocol.dumps(request), min(90.0, max(1.0, deadline - time.monotonic())))
             attempts = protocol.loads(payload).get("attempts") or [{}]
-        except (Ended, protocol.ProtocolError, AttributeError):
+        except Ended as ended:
+            usage = session.close()
+            return None, (f"it ran out of memory (over {self.options.memory_mb} MiB)" if usage.out_of_memory
+                          else {"timeout": "it ran past the time limit", "protocol": "it broke the grader's channel"}
+                          .get(ended.kind, "the kernel died"))
+        except (protocol.ProtocolError, AttributeError) as error:
             session.close()
-            return None
+            return None, f"its answer could not be read ({error})"
         usage = session.finish()
-        return usage.peak_bytes if attempts[0].get("status") == "returned" and usage.peak_bytes else None
+        first = attempts[0] if isinstance(attempts[0], dict) else {}
+        if first.get("status") != "returned":
+            error = first.get("error") if isinstance(first.get("error"), dict) else {}
+            return None, f"it did not return ({str(error.get('message') or first.get('message') or first.get('status'))[:200]})"
+        if not usage.peak_bytes:
+            return None, "its peak memory could not be measured"
+        return usage.peak_bytes, ""
 
-    def reference_peak(self, exercise, check, case) -> int | None:
+    def reference_peak(self, exercise, check, case) -> int:
         """:meth:`probe` for the course's solution of the function (measured once per batch)."""
         key = (exercise.name, check.name)
         with self._lock:
@@ -104,7 +116,9 @@ class Context:
                 return self._reference_peaks[key]
         upto = [*exercise.earlier(check.name), check.name]
         cells = [exercise.imports, *(exercise.solutions[name] for name in upto)]
-        peak = self.probe(exercise, check, case, cells, "", time.monotonic() + 180)
+        peak, why = self.probe(exercise, check, case, cells, "", time.monotonic() + 180)
+        if peak is None:
+            raise RuntimeError(f"the course's own {check.name} could not be measured on {case.label}: {why}")
         with self._lock:
             self._reference_peaks[key] = peak
         return peak
@@ -199,7 +213,12 @@ class Grading:
         for index, error in sorted(self.cell_errors.items())[:5]:
             if self.owner.get(index) and self.verdicts[self.owner[index]].status == "missing":
                 self.verdicts[self.owner[index]].message += f" Its cell raised {error}."
-            self.notes.append(f"The cell starting `{_first_line(self.notebook.cells[index].source)}` raised {error}")
+            cell = f"The cell starting `{_first_line(self.notebook.cells[index].source)}`"
+            if error.startswith("EOFError"):  # stdin is empty in the sandbox
+                self.notes.append(f"{cell} asked for input (input(), getpass() or sys.stdin), and nobody types while "
+                                  f"grading, so it raised {error}. A notebook you hand in must run without input.")
+            else:
+                self.notes.append(f"{cell} raised {error}")
 
     def run_cells(self, session: Session) -> None:
         for index in self.runnable:
@@ -270,30 +289,33 @@ class Grading:
         check = CHECKS[name]
         cases = judging.cases_for(check, self.context.seeds)
         limit = min(check.time_limit, self.options.cell_timeout)
-        request = {"cases": [{"label": c.label, "args": c.args, "kwargs": c.kwargs} for c in cases],
-                   "lent": self.exercise.lent_source(name)}
         header = {"op": "grade", "name": name, "time_limit": limit, "call": _calling_name(check.call),
                   "validate": _calling_name(check.validate)}
-        timeout = min(limit * len(cases) + 10, max(1.0, self.deadline - time.monotonic()))
-        try:
-            _, payload = session.request(header, protocol.dumps(request), timeout)
-            report = protocol.loads(payload)
-        except Ended as ended:
-            if ended.kind == "timeout":
-                return self.fail(name, "timeout", f"checking your function ran past the time limit ({limit:g} s "
-                                                  f"per case) and was stopped. Look for an endless loop.")
-            if session.close().out_of_memory:
-                return self.fail(name, "memory-limit", f"your function used more than {self.options.memory_mb} "
-                                                       f"MiB of memory and was stopped.")
-            if ended.kind == "protocol":
-                return self.fail(name, "error", "the grader got no usable answer back from your notebook (does it "
-                                                "print to or close the grader's channel?).")
-            return self.fail(name, "crashed", "the kernel died while your function ran (os._exit(), a crash in "
-                                              "native code, or running out of memory).")
-        except protocol.ProtocolError as error:
-            return self.fail(name, "error", f"the grader could not read your function's answer ({error}).")
-        if not isinstance(report, dict):
-            return self.fail(name, "error", "the grader got no usable answer back from your notebook.")
+        report: dict = {"missing": False, "preflight": None, "attempts": []}
+        for index, case in enumerate(cases):  # one case per request: the grader's clock bounds each one
+            request = {"cases": [{"label": case.label, "args": case.args, "kwargs": case.kwargs}],
+                       "lent": self.exercise.lent_source(name), "preflight": index == 0}
+            timeout = min(limit + CASE_MARGIN, max(1.0, self.deadline - time.monotonic()))
+            try:
+                _, payload = session.request(header, protocol.dumps(request), timeout)
+                part = protocol.loads(payload)
+            except Ended as ended:
+                return self.ended_verdict(name, ended, session, limit)
+            except protocol.ProtocolError as error:
+                return self.fail(name, "error", f"the grader could not read your function's answer ({error}).")
+            if not isinstance(part, dict) or not isinstance(part.get("attempts"), list):
+                return self.fail(name, "error", "the grader got no usable answer back from your notebook.")
+            if part.get("missing") or part.get("preflight"):
+                report = part
+                break
+            if len(part["attempts"]) != 1 or not isinstance(part["attempts"][0], dict):
+                report["attempts"].append({"status": "incomplete", "message": (
+                    f"the grader asked for one answer on {case.label} and got {len(part['attempts'])}: something in "
+                    f"your notebook interfered with the checking, so nothing can be credited.")})
+                break
+            report["attempts"].append(part["attempts"][0])
+            if part["attempts"][0].get("status") != "returned":
+                break
         result = judging.verdict(check, cases, report)
         if result.passed and check.memory_probe is not None:
             excess = self.memory_probe(check)
@@ -307,6 +329,19 @@ class Grading:
                                f"your own {name} with the course's: remove that import.)")
         return result
 
+    def ended_verdict(self, name: str, ended: Ended, session: Session, limit: float) -> CheckResult:
+        """The verdict on a function whose sandbox timed out, died or broke the protocol while it ran."""
+        if ended.kind == "timeout":
+            return self.fail(name, "timeout", f"checking your function ran past the time limit ({limit:g} s "
+                                              f"per case) and was stopped. Look for an endless loop.")
+        if session.close().out_of_memory:
+            return self.fail(name, "memory-limit", f"your function used more than {self.options.memory_mb} "
+                                                   f"MiB of memory and was stopped.")
+        if ended.kind == "protocol":
+            return self.fail(name, "error", "the grader got no usable answer back from your notebook (does it "
+                                            "print to or close the grader's channel?).")
+        return self.fail(name, "crashed", "the kernel died while your function ran (os._exit(), a crash in "
+                                          "native code, or running out of memory).")
 
     def memory_probe(self, check) -> str | None:
         """Run the function's own code (the cells of its closure) and one long case in a fresh sandbox, and
@@ -318,11 +353,12 @@ class Grading:
         case = check.memory_probe(self.context.seeds.generator(check.name))
         lent = set(self.exercise.earlier(check.name))
         cells = sorted({b.cell for b in self.source.closure(check.name, lent)} | self.import_cells())
-        peak = self.context.probe(self.exercise, check, case, [self.notebook.cells[i].source for i in cells],
-                                  self.exercise.lent_source(check.name), self.deadline)
+        peak, why = self.context.probe(self.exercise, check, case, [self.notebook.cells[i].source for i in cells],
+                                       self.exercise.lent_source(check.name), self.deadline)
+        if peak is None:  # unmeasured is not within budget
+            return (f"on {case.label}: the memory check runs your function's own cells and then your function on "
+                    f"this long case in a fresh sandbox, and {why}, so its memory could not be measured.")
         reference = self.context.reference_peak(self.exercise, check, case)
-        if peak is None or reference is None:
-            return None
         budget = memory_budget(case)
         if peak - reference <= budget:
             return None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_lib.checking import Attempt, Case, CheckResult, ErrorInfo
+from course_lib.checking import Attempt, Case, CheckResult, ErrorInfo, library_message
 from course_lib.grading import sources as source_analysis
 from course_lib.release import ROOT
 
@@ -192,14 +192,11 @@ def source_verdict(check, source: source_analysis.Source, lent: set[str] = froze
     """A verdict from the submitted source alone: a library function that does the job, or code whose calls
     cannot be read, in the function's closure (``lent`` functions are the grader's). None when it is fine."""
     closure = source.closure(check.name, lent)
-    modules = {b.name for b in source.bindings if b.kind == "import"}
     course = {b.name for b in source.bindings if b.kind == "import" and b.module.startswith("course_lib")}
     used = source_analysis.library_uses(closure, check.library, course)
     if used:
-        return fail(check.name, check.points, "library-call",
-                    f"your {check.name} uses a library function that does the whole job: {', '.join(used[:3])}. "
-                    f"The exercise is to write it yourself, so it earns no points.")
-    dynamic = source_analysis.dynamic_code(closure, modules)
+        return fail(check.name, check.points, "library-call", library_message(check.name, used))
+    dynamic = source_analysis.dynamic_code(closure)
     if dynamic:
         return fail(check.name, check.points, "unverifiable",
                     f"your {check.name} builds the code it runs at run time ({', '.join(dynamic[:3])}), so the "

@@ -67,16 +67,21 @@ def _isolation() -> list[str]:
 
 
 def python_paths() -> list[str]:
-    """The folders the Python environment lives in, to be seen read-only inside: its prefixes and search path,
-    less anything inside the course checkout but its virtual environment."""
+    """The folders the Python environment lives in, to be seen read-only inside: its prefixes, and the entries of
+    its search path that lie inside them. Never the working directory or a script's folder (``''`` and
+    ``sys.path[0]``: a grader started from the submissions folder would show every submission to every
+    sandbox), and nothing inside the course checkout but its virtual environment."""
     from course_lib.release import ROOT
 
     venv = Path(sys.prefix).resolve()
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
     found = []
-    for entry in {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}:
+    for entry in {*map(str, prefixes), *sys.path}:
         if not entry or not os.path.isdir(entry):
             continue
         path = Path(entry).resolve()
+        if not any(path == prefix or prefix in path.parents for prefix in prefixes):
+            continue
         inside_checkout = path == ROOT or ROOT in path.parents
         if inside_checkout and not (path == venv or venv in path.parents):
             continue
@@ -111,7 +116,8 @@ def command(argv: list[str], *, read_only: dict[str, str], env: dict[str, str], 
         args += ["--ro-bind", path, path]
     for inside, host in read_only.items():
         args += ["--ro-bind", host, inside]
-    args += ["--proc", "/proc", "--dev", "/dev", "--chdir", SCRATCH, "--", *argv]
+    # /proc read-only: nothing inside can write /proc/self/clear_refs, which resets the peak memory the grader reads
+    args += ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev", "--chdir", SCRATCH, "--", *argv]
     return args
 
 
@@ -200,16 +206,31 @@ try:
         resource.setrlimit(getattr(resource, name), (value, value))
 except ImportError:
     pass
-os.execv(sys.argv[2], sys.argv[2:])
+child = os.fork()
+if child == 0:
+    try:
+        os.close(spec["report"])
+        os.execv(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(child, 0)
+os.write(spec["report"], str(usage.ru_maxrss).encode())
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
 """
 
 
-def launched(argv: list[str], limits: Limits, cgroup: "Cgroup | None") -> list[str]:
+def launched(argv: list[str], limits: Limits, cgroup: "Cgroup | None", report: int) -> list[str]:
     """``argv`` started by a small launcher that first joins ``cgroup`` and sets the per-process limits, so that
     everything the command starts is inside both. (The process count is limited by the worker itself, inside
-    the sandbox's user namespace, where it counts only the sandbox's own processes.)"""
+    the sandbox's user namespace, where it counts only the sandbox's own processes.)
+
+    The launcher runs ``argv`` in a child of its own and, when that ends, writes the child's peak resident size
+    (kilobytes, from ``wait4``) to the file descriptor ``report``. A process forked from the grader would
+    inherit the grader's own peak, which grows during a batch: the launcher is small, so its child's peak is
+    the sandbox's."""
     memory = limits.memory_mb * 2 ** 20
-    spec = {"cgroups": [str(folder) for folder in cgroup.folders] if cgroup else [],
+    spec = {"cgroups": [str(folder) for folder in cgroup.folders] if cgroup else [], "report": report,
             "limits": {"RLIMIT_AS": memory, "RLIMIT_FSIZE": limits.file_mb * 2 ** 20,
                        "RLIMIT_CPU": limits.cpu_seconds, "RLIMIT_CORE": 0}}
     program = argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0]) or argv[0]

@@ -61,13 +61,15 @@ class Session:
                   str(limits.processes)]
         argv = sandbox.command(worker, read_only={LIBRARY: str(library)}, env=env, limits=limits, trusted=trusted)
         self.cgroup = sandbox.Cgroup.make(limits)
-        argv = sandbox.launched(argv, limits, self.cgroup)
+        self._usage_read, usage_write = os.pipe()
+        argv = sandbox.launched(argv, limits, self.cgroup, usage_write)
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, pass_fds=(commands_read, replies_write),
+                                        stderr=subprocess.STDOUT, pass_fds=(commands_read, replies_write, usage_write),
                                         start_new_session=True, cwd=self._scratch or "/",
                                         env=env if trusted else {"PATH": env["PATH"]})
         os.close(commands_read)
         os.close(replies_write)
+        os.close(usage_write)
         self.reader = protocol.Reader(self._replies_read)
         self._drain = threading.Thread(target=self._drain_output, daemon=True)
         self._drain.start()
@@ -114,14 +116,18 @@ class Session:
         if self.process.returncode is not None:
             return True
         try:
-            pid, status, rusage = os.wait4(self.process.pid, 0 if block else os.WNOHANG)
+            pid, status, _ = os.wait4(self.process.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
             self.process.returncode = -1
             return True
         if pid == 0:
             return False
         self.process.returncode = os.waitstatus_to_exitcode(status)
-        self._peak = rusage.ru_maxrss * 1024  # kilobytes on Linux
+        try:  # the launcher's report on its child (the launcher's own rusage carries the grader's peak)
+            os.set_blocking(self._usage_read, False)
+            self._peak = int(os.read(self._usage_read, 32) or 0) * 1024  # kilobytes on Linux
+        except (OSError, ValueError):
+            self._peak = 0
         return True
 
     def close(self) -> Usage:
@@ -141,7 +147,7 @@ class Session:
         out_of_memory = bool(self.cgroup and self.cgroup.out_of_memory())
         if self.cgroup is not None:
             self.cgroup.remove()
-        for fd in (self._commands, self._replies_read):
+        for fd in (self._commands, self._replies_read, self._usage_read):
             try:
                 os.close(fd)
             except OSError:

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import ast
+import functools
+import symtable
 from dataclasses import dataclass, field
 
 DYNAMIC_CALLS = {"eval", "exec", "compile", "__import__", "globals", "vars", "locals", "breakpoint"}
 DYNAMIC_NAMES = {"importlib", "__builtins__", "builtins", "__dict__", "__getattribute__", "attrgetter",
-                 "methodcaller", "modules", "__globals__", "__code__", "__closure__"}
+                 "methodcaller", "modules", "__globals__", "__code__", "__closure__", "dis", "inspect"}
 
 
 @dataclass
@@ -79,7 +81,7 @@ class Source:
             seen.add(current)
             for binding in by_name.get(current, []):
                 found.append(binding)
-                todo += [n.id for n in ast.walk(binding.node) if isinstance(n, ast.Name)]
+                todo += sorted(global_names(binding.node))
         return found
 
     def replaced_by_import(self, name: str) -> Binding | None:
@@ -95,6 +97,26 @@ class Source:
             if binding.name == name or (binding.imported == "*" and _exports(binding.module, name)):
                 return binding
         return None
+
+
+def global_names(node: ast.AST) -> frozenset[str]:
+    """The names a top-level statement looks up in the notebook's namespace: for a def, its free names (not its
+    parameters or locals, which may share a name with some demo cell's variable), in nested functions too."""
+    return _global_names(ast.unparse(node))
+
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(text: str) -> frozenset[str]:
+    try:
+        top = symtable.symtable(text, "<cell>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # unparse output is valid, but be safe
+        return frozenset(n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name))
+    names, tables = set(), [(top, True)]
+    while tables:
+        table, at_top = tables.pop()
+        names |= {s.get_name() for s in table.get_symbols() if s.is_referenced() and (at_top or s.is_global())}
+        tables += [(child, False) for child in table.get_children()]
+    return frozenset(names)
 
 
 def python_of(text: str) -> str:
@@ -166,9 +188,10 @@ def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names
             elif isinstance(node, ast.keyword) and node.arg:
                 texts.append(node.arg)
             elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
-                  and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
-                  and isinstance(node.args[1].value, str)):
-                texts.append(node.args[1].value)  # getattr(F, "name") is F.name
+                  and len(node.args) >= 2 and constant_string(node.args[1]) is not None):
+                texts.append(constant_string(node.args[1]))  # getattr(F, "name") is F.name
+            elif isinstance(node, ast.Subscript) and _is_namespace(node.value) and constant_string(node.slice):
+                texts.append(constant_string(node.slice))  # vars(F)["name"], F.__dict__["na" + "me"]
             for text in texts:
                 hit = next((name for name in library if name in text), None)
                 if hit:
@@ -176,9 +199,10 @@ def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names
     return list(dict.fromkeys(found))
 
 
-def dynamic_code(bindings: list[Binding], modules: set[str]) -> list[str]:
+def dynamic_code(bindings: list[Binding]) -> list[str]:
     """Calls in these bindings that the grader cannot read: eval, exec, __import__, importlib, ..., or an
-    attribute of a module (``modules``: names bound by imports) fetched by a computed name."""
+    attribute fetched by a computed name (``getattr(F, name)``, ``vars(F)[key]``), from anything but the
+    object's own ``self`` or ``cls``."""
     found = []
     for binding in bindings:
         if binding.kind == "import":
@@ -186,15 +210,40 @@ def dynamic_code(bindings: list[Binding], modules: set[str]) -> list[str]:
                 found.append(f"`import importlib` (cell {binding.cell + 1})")
             continue
         for node in ast.walk(binding.node):
+            where = f"(cell {binding.cell + 1}, line {getattr(node, 'lineno', binding.line)})"
             if isinstance(node, ast.Name) and (node.id in DYNAMIC_CALLS or node.id in DYNAMIC_NAMES):
-                found.append(f"`{node.id}` (cell {binding.cell + 1}, line {node.lineno})")
+                found.append(f"`{node.id}` {where}")
             elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC_NAMES:
-                found.append(f"`.{node.attr}` (cell {binding.cell + 1}, line {node.lineno})")
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr")
-                  and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
-                  and _is_module(node.args[0], modules)):
-                found.append(f"`getattr` with a computed name (cell {binding.cell + 1}, line {node.lineno})")
+                found.append(f"`.{node.attr}` {where}")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                    (a.name if isinstance(node, ast.Import) else node.module or "").split(".")[0] == "importlib"
+                    for a in node.names):
+                found.append(f"`import importlib` {where}")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id in ("getattr", "setattr", "hasattr") and len(node.args) >= 2
+                  and constant_string(node.args[1]) is None and not _is_own(node.args[0])):
+                found.append(f"`{node.func.id}` with a computed name {where}")
     return list(dict.fromkeys(found))
+
+
+def constant_string(node: ast.AST) -> str | None:
+    """The string an expression always is: a constant, or constants joined by ``+`` (``'scaled_' + 'dot'``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = constant_string(node.left), constant_string(node.right)
+        return None if left is None or right is None else left + right
+    return None
+
+
+def _is_namespace(node: ast.AST) -> bool:
+    """``vars(x)`` or ``x.__dict__``: a lookup in it by a constant key is an attribute by another name."""
+    return ((isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "vars")
+            or (isinstance(node, ast.Attribute) and node.attr == "__dict__"))
+
+
+def _is_own(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("self", "cls")
 
 
 def _is_module(node: ast.AST, modules: set[str]) -> bool:
