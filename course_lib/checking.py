@@ -528,9 +528,12 @@ def library_used(function, library: tuple[str, ...]) -> list[str]:
             owner = None  # the module an attribute is read from, when it is a global name
             for instruction in dis.get_instructions(current):
                 if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAME", "IMPORT_FROM"):
-                    if not getattr(owner, "__name__", "").startswith("course_lib"):  # the course's: withheld instead
-                        hit(instruction.argval, where)
-                owner = scope.get(instruction.argval) if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+                    if owner is not SELF and not getattr(owner, "__name__", "").startswith("course_lib"):
+                        hit(instruction.argval, where)  # (the course's is withheld instead; self.x is the learner's)
+                if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                    owner = scope.get(instruction.argval)
+                else:
+                    owner = SELF if instruction.opname == "LOAD_FAST" and instruction.argval in ("self", "cls") else None
             if names & {"getattr", "vars"}:
                 for constant in current.co_consts:
                     hit(constant, where)
@@ -541,6 +544,9 @@ def library_used(function, library: tuple[str, ...]) -> list[str]:
                 elif callable(value):
                     hit(getattr(value, "__name__", ""), f"`{name}` {where}")
     return list(dict.fromkeys(found))
+
+
+SELF = object()  # an attribute read from self or cls
 
 
 def _cell_filled(cell) -> bool:

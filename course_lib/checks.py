@@ -1718,7 +1718,8 @@ _ATTENTION = ("course_lib.numpy_attention.scaled_dot_product_attention", "course
               "course_lib.flash.flash_attention", "course_lib.flash.flash_attention_forward",
               "course_lib.flash.FlashAttentionFunction", "course_lib.sparse.sliding_window_attention",
               "course_lib.trophy.attend")
-_TORCH_ATTENTION = ("scaled_dot_product", "multi_head_attention_forward", "MultiheadAttention")
+_TORCH_ATTENTION = ("scaled_dot_product", "multi_head_attention", "MultiheadAttention", "Transformer",
+                    "flash_attention_forward", "_efficient_attention")  # F.sdpa, F.mha_forward, the aten ops
 _SAME_JOB = {
     "softmax": (("course_lib.attention.masked_softmax", "course_lib.flash.online_softmax_steps"),
                 ("softmax", *_TORCH_ATTENTION)),
@@ -1729,16 +1730,18 @@ _SAME_JOB = {
     "masked_attention": (_ATTENTION, _TORCH_ATTENTION),
     "sdpa": (_ATTENTION, _TORCH_ATTENTION),
     "SelfAttention": (_ATTENTION, _TORCH_ATTENTION),
-    "MultiHeadAttention": (("course_lib.linear.LinearSelfAttention",), ("multi_head_attention_forward", "MultiheadAttention")),
+    "MultiHeadAttention": (("course_lib.linear.LinearSelfAttention",), ("multi_head_attention", "MultiheadAttention",
+                                                                        "Transformer")),
     "apply_rope": (("course_lib.positional.rope_score",), ()),
     "kv_cache_bytes": (("course_lib.cost.cache_bytes",), ()),
-    "grouped_query_attention": ((), ("enable_gqa", "multi_head_attention_forward", "MultiheadAttention")),
+    "grouped_query_attention": ((), ("enable_gqa", "multi_head_attention", "MultiheadAttention", "Transformer")),
     "sliding_window_mask": (("course_lib.sparse.dilated_window_mask", "course_lib.sparse.bigbird_mask"), ()),
     "strided_mask": (("course_lib.sparse.fixed_mask",), ()),
-    "sliding_window_attention": ((), ("multi_head_attention_forward", "MultiheadAttention")),
+    # attention on each block (torch's or the course's) is allowed: the band and the blocks are the exercise
+    "sliding_window_attention": ((), ("multi_head_attention", "MultiheadAttention", "Transformer")),
     "online_softmax_update": (("course_lib.flash.online_softmax_steps",), ()),
     "flash_attention": (("course_lib.flash.flash_attention_forward", "course_lib.flash.FlashAttentionFunction",
-                         "course_lib.flash.flash_attention_backward"), ("multi_head_attention_forward", "MultiheadAttention")),
+                         "course_lib.flash.flash_attention_backward", *_ATTENTION), _TORCH_ATTENTION),
     "linear_attention": (("course_lib.linear.kernel_attention", "course_lib.linear.kernel_attention_weights",
                           "course_lib.linear.LinearSelfAttention"), ()),
     "causal_linear_attention": (("course_lib.linear.kernel_attention", "course_lib.linear.kernel_attention_weights",

@@ -86,7 +86,7 @@ def _solutions(path: Path) -> dict[str, str]:
     return {name: solution_cell(notebook, name).source for name in _graded(path)}
 
 
-FUNCTIONS = {path: _graded(path) for path in (BASE01, BASE03, BASE09)}
+FUNCTIONS = {path: _graded(path) for path in sorted((ROOT / "solutions").glob("*.ipynb"))}
 SOLUTION = {path: _solutions(path) for path in (BASE01, BASE03, BASE09)}
 
 
@@ -496,7 +496,7 @@ attack("looks_for_the_answer_in_the_stack", replace_function("softmax",  # the g
        "            if isinstance(value, np.ndarray) and value.shape == np.shape(x) and value is not x \\\n"
        "                    and np.allclose(value.sum(axis=axis), 1):\n                return value.copy()\n"
        "        except Exception:\n            pass\n    return np.exp(x) / np.exp(x).sum()\n"),
-       Expected("ok", {"softmax": "failed"}))
+       Expected("ok", {"softmax": "unverifiable"}))  # frames and gc: not read
 
 # --- 5. The graded functions the grader lends: only earlier ones, with the exercise's signature ----------
 attack("lent_function_called_with_is_causal", On(BASE09, edits(
@@ -539,7 +539,7 @@ attack("truncates_the_case_list", replace_function("softmax",  # right on the fi
        "        request = frame.f_locals.get('request')\n"
        "        if isinstance(request, dict) and isinstance(request.get('cases'), list):\n"
        "            del request['cases'][1:]\n        frame = frame.f_back\n"
-       "    return np.exp(x) / np.exp(x).sum()\n"), Expected("ok", {"softmax": "failed|error"}), max_total=3)
+       "    return np.exp(x) / np.exp(x).sum()\n"), Expected("ok", {"softmax": "failed|error|unverifiable"}), max_total=3)
 attack("forges_the_report_through_json", edits(replace_function("softmax", WRONG_SOFTMAX), add_cell(
        "import json\n_dumps = json.dumps\n\ndef _forge(value):\n"
        "    '''Every list of attempts becomes empty; the rest is kept.'''\n"
@@ -868,12 +868,47 @@ attack("metadata_stripped", strip_metadata, Expected("ok", says="recognised by i
 attack("metadata_stripped_and_cells_merged", merge_code_cells, Expected("ok", says="recognised by its functions"))
 
 
+# --- 9. A red-team session's notebooks (tests/red_team/), run against the grader as it stood: each found a
+# hole or a false rejection that is now closed. Kept as whole notebooks, as they were submitted. ------------
+RED_TEAM = ROOT / "tests" / "red_team"
+HIDDEN_ALIAS = Expected("ok", {"SelfAttention": "library-call"}, says="scaled_dot_product_attention")
+for _name, _expected in {
+    # torch's attention bound by a statement the source reader did not follow, or reached by another name
+    "03_for_target": HIDDEN_ALIAS, "03_walrus": HIDDEN_ALIAS, "03_global_in_function": HIDDEN_ALIAS,
+    "03_with_as": HIDDEN_ALIAS, "03_match_capture": HIDDEN_ALIAS, "03_dict_update": HIDDEN_ALIAS,
+    "03_reduce_getattr": HIDDEN_ALIAS,
+    "03_encoder_layer_self_attn": Expected("ok", {"SelfAttention": "library-call"}, says="TransformerEncoderLayer"),
+    "03_writefile_module": Expected("ok", {"SelfAttention": "unverifiable"}, says="not installed"),
+    "08_flash_is_torch_sdpa": Expected("ok", {"flash_attention": "library-call"}),
+    "08_dense_flash_except_on_long_inputs": Expected("ok", {"flash_attention": "not-available|failed"}),
+    # the memory case: its answer is judged too, and work in another process is not measured, so not allowed
+    "09_quadratic_except_on_long_inputs": Expected("ok", {"linear_attention": "failed"}, says="T = S = 4096"),
+    "09_quadratic_in_fork": Expected("ok", {"linear_attention": "unverifiable"}, says="fork"),
+    "09_quadratic_in_subprocess": Expected("ok", {"linear_attention": "unverifiable"}, says="subprocess"),
+    # the lent solutions, looked for from the graded function
+    "09_leak_lent_via_frames": Expected("ok", {"positive_random_features": "unverifiable"}, says="_getframe"),
+    "09_leak_lent_via_getattr_const": Expected("ok", {"positive_random_features": "unverifiable"}, says="__code__"),
+    "01_leak_mountinfo": Expected("ok", {"softmax": "error"}),
+    # the batch must survive these: a lone surrogate in an error, an Infinity in a forged reply header
+    "01_b_surrogate": Expected("ok", {"softmax": "error"}, says="bad"),
+    "01_b_overflow": Expected("crashed", says="grader's own channel"),
+    # honest code that was rejected: self.modules(), an own method named like torch's, a quick test above a
+    # def in the same cell, a benchmark cell that imports (the memory run takes only the function's own code),
+    # torch's attention on each block of a sliding window (the band and the blocks are the exercise)
+    "03_honest_modules_init": OK, "03_honest_own_attention_method": OK, "09_honest_quick_test_in_cell": OK,
+    "07_honest_benchmark_cell": OK, "07_sliding_is_torch_sdpa_by_block": OK,
+}.items():
+    attack(_name, RED_TEAM / f"{_name}.ipynb", _expected)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Writing them
 # ----------------------------------------------------------------------------------------------------------
 
 def base_of(name: str) -> Path:
     content = ATTACKS.get(name, (None,))[0]
+    if isinstance(content, Path):  # a red-team notebook: the exercise its number names
+        return next(path for path in FUNCTIONS if path.name[:2] == content.name[:2])
     return content.notebook if isinstance(content, On) else BASE01
 
 
@@ -944,7 +979,8 @@ def make_attacks(folder: Path, out: Path | None = None) -> dict[Path, Expected]:
 # ----------------------------------------------------------------------------------------------------------
 
 ODD_NAMES = ('=1+2', '-rf', '--help', f'$(touch {MARKER}_shell)', f'`touch {MARKER}_tick`', 'new\nline',
-             '<img src=x onerror=alert(1)>', "quote'\"s", 'ünïcödé 空白', 'a' * 240)  # each a full-marks copy
+             '<img src=x onerror=alert(1)>', "quote'\"s", 'ünïcödé 空白', 'a' * 240,
+             'not_utf8_\udcff')  # each a full-marks copy (the last, byte 0xff, is no UTF-8 at all)
 
 
 def _notebook_bytes(notebook) -> bytes:

@@ -78,11 +78,13 @@ class Context:
                 self._views[exercise.name] = course_view.build(self._folder / exercise.name, exercise.withheld())
             return self._views[exercise.name]
 
-    def probe(self, exercise, check, case, cells: list[str], lent: str, deadline: float) -> tuple[int | None, str]:
-        """The peak memory of a fresh sandbox that runs ``cells`` and then the function on ``case``; or None and
-        why it did not run to the end."""
+    def probe(self, exercise, check, case, cells: list[str], lent: str, deadline: float) -> tuple[int | None, str, Any]:
+        """The peak memory of a fresh sandbox that runs ``cells`` and then the function on ``case``, and the
+        function's answer; or None and why it did not run to the end."""
         session = Session(self.view(exercise), self.options.limits(), self.options.trusted)
         try:
+            if lent:
+                session.request({"op": "lend"}, lent.encode(), min(30.0, max(1.0, deadline - time.monotonic())))
             for source in cells:
                 session.request({"op": "cell"}, source.encode(), min(self.options.cell_timeout,
                                                                      max(1.0, deadline - time.monotonic())))
@@ -95,18 +97,18 @@ class Context:
             usage = session.close()
             return None, (f"it ran out of memory (over {self.options.memory_mb} MiB)" if usage.out_of_memory
                           else {"timeout": "it ran past the time limit", "protocol": "it broke the grader's channel"}
-                          .get(ended.kind, "the kernel died"))
+                          .get(ended.kind, "the kernel died")), None
         except (protocol.ProtocolError, AttributeError) as error:
             session.close()
-            return None, f"its answer could not be read ({error})"
+            return None, f"its answer could not be read ({error})", None
         usage = session.finish()
         first = attempts[0] if isinstance(attempts[0], dict) else {}
         if first.get("status") != "returned":
             error = first.get("error") if isinstance(first.get("error"), dict) else {}
-            return None, f"it did not return ({str(error.get('message') or first.get('message') or first.get('status'))[:200]})"
+            return None, f"it did not return ({str(error.get('message') or first.get('message') or first.get('status'))[:200]})", None
         if not usage.peak_bytes:
-            return None, "its peak memory could not be measured"
-        return usage.peak_bytes, ""
+            return None, "its peak memory could not be measured", None
+        return usage.peak_bytes, "", first.get("got")
 
     def reference_peak(self, exercise, check, case) -> int:
         """:meth:`probe` for the course's solution of the function (measured once per batch)."""
@@ -116,7 +118,7 @@ class Context:
                 return self._reference_peaks[key]
         upto = [*exercise.earlier(check.name), check.name]
         cells = [exercise.imports, *(exercise.solutions[name] for name in upto)]
-        peak, why = self.probe(exercise, check, case, cells, "", time.monotonic() + 180)
+        peak, why, _ = self.probe(exercise, check, case, cells, "", time.monotonic() + 180)
         if peak is None:
             raise RuntimeError(f"the course's own {check.name} could not be measured on {case.label}: {why}")
         with self._lock:
@@ -344,20 +346,24 @@ class Grading:
                                           "native code, or running out of memory).")
 
     def memory_probe(self, check) -> str | None:
-        """Run the function's own code (the cells of its closure) and one long case in a fresh sandbox, and
-        compare the sandbox's peak memory, as the kernel measured it, with the same run of the course's
-        solution. None when it is within :func:`~course_lib.checking.memory_budget` of it."""
+        """Run the function's own code (the lent functions, then the imports and the statements of its closure,
+        not the rest of their cells) and one long case in a fresh sandbox; judge the answer, and compare the
+        sandbox's peak memory, as the kernel measured it, with the same run of the course's solution. None when
+        the answer is right and the peak within :func:`~course_lib.checking.memory_budget` of the solution's."""
         from course_lib.checking import memory_budget
         from course_lib.cost import format_bytes
 
         case = check.memory_probe(self.context.seeds.generator(check.name))
         lent = set(self.exercise.earlier(check.name))
-        cells = sorted({b.cell for b in self.source.closure(check.name, lent)} | self.import_cells())
-        peak, why = self.context.probe(self.exercise, check, case, [self.notebook.cells[i].source for i in cells],
-                                       self.exercise.lent_source(check.name), self.deadline)
+        lent_source = self.exercise.lent_source(check.name)
+        code = self.source.statements(self.source.closure(check.name, lent) + self.source.imports())
+        peak, why, got = self.context.probe(self.exercise, check, case, code, lent_source, self.deadline)
         if peak is None:  # unmeasured is not within budget
-            return (f"on {case.label}: the memory check runs your function's own cells and then your function on "
+            return (f"on {case.label}: the memory check runs your function's own code and then your function on "
                     f"this long case in a fresh sandbox, and {why}, so its memory could not be measured.")
+        wrong = check.judge(case, got)
+        if wrong:  # the long case counts like any other: an answer kept small only there is wrong
+            return f"on {case.label}: {wrong}"
         reference = self.context.reference_peak(self.exercise, check, case)
         budget = memory_budget(case)
         if peak - reference <= budget:
@@ -365,10 +371,6 @@ class Grading:
         return (f"on {case.label}: your function's sandbox peaked at {format_bytes(peak)} of memory, "
                 f"{format_bytes(peak - reference)} more than the course's solution; the (..., T, S) scores alone "
                 f"would take {format_bytes(4 * budget)}. It builds a (T, S) tensor. {check.memory_advice}")
-
-    def import_cells(self) -> set[int]:
-        return {b.cell for b in self.source.bindings if b.kind == "import"}
-
 
 def _finish(result: dict, status: str, notes: list[str], started: float) -> dict:
     result["status"] = status
@@ -518,6 +520,9 @@ class Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a learner's lone surrogate or a non-UTF-8 file name prints escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = argparse.ArgumentParser(prog="course-grade", description="Grade exercise notebooks, each in a "
                                      "sandbox, with the same checks learners run. See TEACHERS.md.")
     parser.add_argument("paths", nargs="+", help="notebooks, folders of notebooks, or glob patterns")

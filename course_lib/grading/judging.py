@@ -199,6 +199,7 @@ def source_verdict(check, source: source_analysis.Source, lent: set[str] = froze
     dynamic = source_analysis.dynamic_code(closure)
     if dynamic:
         return fail(check.name, check.points, "unverifiable",
-                    f"your {check.name} builds the code it runs at run time ({', '.join(dynamic[:3])}), so the "
-                    f"grader cannot tell what it calls. Write plain calls instead.")
+                    f"your {check.name} does what the grader cannot verify ({', '.join(dynamic[:3])}): code built at "
+                    f"run time, a look into the grader's own frames, or work in another process, so the grader "
+                    f"cannot tell what it calls or how much memory it takes. Write plain calls instead.")
     return None

@@ -45,6 +45,17 @@ class Returned:
 # Plain data
 # ----------------------------------------------------------------------------------------------------------
 
+def _torch():
+    """torch when it has been imported, else None (importing it just for this would cost seconds). The import
+    statement waits while another thread is still importing torch; ``sys.modules`` alone would hand out the
+    half-made module."""
+    if "torch" not in sys.modules:
+        return None
+    import torch
+
+    return torch
+
+
 def _describe(value) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"{type(value).__module__.split('.')[0]}.{type(value).__name__} of shape {tuple(value.shape)}"
@@ -70,7 +81,7 @@ def encode(tree, arrays: dict[str, np.ndarray], max_array_bytes: int = 64 * 2 **
             return {"type": "dict", "items": {key: walk(item, depth + 1) for key, item in value.items()}}
         if id(value) in seen:
             return {"type": "same", "key": seen[id(value)]}
-        torch = sys.modules.get("torch")
+        torch = _torch()
         if torch is not None and isinstance(value, torch.Tensor):
             dtype = str(value.dtype)
             plain = value.detach().cpu()
@@ -263,7 +274,7 @@ class Reader:
         try:
             header = json.loads(line)
             size = int(header["bytes"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):  # int(Infinity) overflows
             raise ProtocolError("a malformed header line") from None
         if not isinstance(header, dict) or not 0 <= size <= self.max_payload:
             raise ProtocolError(f"a payload of {size} bytes, over the cap of {self.max_payload}")

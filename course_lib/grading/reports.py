@@ -55,7 +55,7 @@ def write_csv(results: list[dict], path: Path, functions: list[str], trusted: bo
 
 
 def write_json(results: list[dict], path: Path) -> None:
-    write_atomic(path, json.dumps(results, indent=1, ensure_ascii=False))
+    write_atomic(path, json.dumps(results, indent=1, ensure_ascii=False))  # a lone surrogate is written as \udXXX: valid JSON
 
 
 def _marked_up(text: str) -> str:
@@ -90,8 +90,10 @@ hidden ones. Run the check cells in your notebook to see the same messages while
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` whole or not at all. Characters UTF-8 cannot hold (a lone surrogate in a learner's error
+    message, a file name that is not UTF-8) are written as backslash escapes, never an error."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
+    temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
     os.replace(temporary, path)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from course_lib.grading import protocol, sandbox
 
 MAX_OUTPUT_BYTES = 1_000_000  # printed output kept per submission; the rest is dropped (the feedback says so)
+REPLIES = {"cell": "cell", "grade": "graded", "lend": "lent"}  # the reply each request gets
 LIBRARY = "/grader/lib"  # where the sandbox sees the course library's view (:mod:`.view`)
 
 
@@ -89,7 +90,10 @@ class Session:
         deadline = time.monotonic() + max(0.5, timeout)
         try:
             protocol.write_message(self._commands, header, payload)
-            return self.reader.read(deadline)
+            answer, data = self.reader.read(deadline)
+            if answer.get("op") != REPLIES.get(header.get("op")):  # out of step: something else wrote to the channel
+                raise protocol.ProtocolError(f"a {answer.get('op')!r} reply to a {header.get('op')!r} request")
+            return answer, data
         except TimeoutError:
             self.close()
             raise Ended("timeout") from None

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 
 DYNAMIC_CALLS = {"eval", "exec", "compile", "__import__", "globals", "vars", "locals", "breakpoint"}
 DYNAMIC_NAMES = {"importlib", "__builtins__", "builtins", "__dict__", "__getattribute__", "attrgetter",
-                 "methodcaller", "modules", "__globals__", "__code__", "__closure__", "dis", "inspect"}
+                 "methodcaller", "__globals__", "__code__", "__closure__", "dis", "inspect", "linecache",
+                 # looking at the grader's own frames and objects (where its requests are)
+                 "_getframe", "currentframe", "_current_frames", "f_back", "f_locals", "f_globals", "tb_frame",
+                 "get_objects", "get_referrers", "get_referents",
+                 # work done in another process, where the grader's memory measurement does not look
+                 "fork", "forkpty", "subprocess", "multiprocessing", "Popen", "posix_spawn", "ProcessPoolExecutor"}
 
 
 @dataclass
@@ -52,7 +57,15 @@ class Source:
                 continue
             source.trees[index] = tree
             for node in tree.body:
-                source.bindings += _bindings(node, index)
+                found = _bindings(node, index)
+                named = {b.name for b in found}
+                line = getattr(node, "lineno", 0)
+                # names bound any other way (for, with, :=, match, `global` in a function) and containers or
+                # attributes filled in place (TOOLS.update(...), obj.attr = ...): the statement binds them too
+                found += [Binding(name, index, line, node, "assign") for name in sorted(bound_names(node) - named)]
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    found += [Binding(name, index, line, node, "mutate") for name in sorted(_mutated(node) - named)]
+                source.bindings += found
         return source
 
     def defined(self, name: str) -> Binding | None:
@@ -84,6 +97,16 @@ class Source:
                 todo += sorted(global_names(binding.node))
         return found
 
+    def imports(self) -> list[Binding]:
+        return [b for b in self.bindings if b.kind == "import"]
+
+    @staticmethod
+    def statements(bindings: list[Binding]) -> list[str]:
+        """The source of these bindings' statements, each once, in notebook order: a function's own code without
+        the demo code that shares its cells."""
+        unique = {id(b.node): b for b in bindings}.values()
+        return [ast.unparse(b.node) for b in sorted(unique, key=lambda b: (b.cell, b.line))]
+
     def replaced_by_import(self, name: str) -> Binding | None:
         """An import after the learner's own def of ``name`` that binds ``name`` again (star imports included,
         when the module exports it)."""
@@ -97,6 +120,52 @@ class Source:
             if binding.name == name or (binding.imported == "*" and _exports(binding.module, name)):
                 return binding
         return None
+
+
+MUTATORS = {"update", "append", "extend", "insert", "setdefault", "add", "__setitem__", "__setattr__"}
+
+
+def bound_names(node: ast.AST) -> frozenset[str]:
+    """The names a top-level statement binds in the notebook's namespace, however it binds them."""
+    return _bound_names(ast.unparse(node))
+
+
+@functools.lru_cache(maxsize=4096)
+def _bound_names(text: str) -> frozenset[str]:
+    try:
+        top = symtable.symtable(text, "<cell>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return frozenset()
+    names = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    tables = list(top.get_children())
+    while tables:
+        table = tables.pop()
+        names |= {s.get_name() for s in table.get_symbols() if s.is_declared_global() and s.is_assigned()}
+        tables += table.get_children()
+    return frozenset(names)
+
+
+def _mutated(node: ast.AST) -> set[str]:
+    """Names a statement fills in place: ``X.update(...)``, ``X[k] = ...``, ``X.a = ...``, ``setattr(X, ...)``."""
+    names = set()
+    for part in ast.walk(node):
+        if isinstance(part, ast.Call):
+            function = part.func
+            if isinstance(function, ast.Attribute) and function.attr in MUTATORS:
+                names.add(_root(function.value))
+            elif isinstance(function, ast.Name) and function.id == "setattr" and part.args:
+                names.add(_root(part.args[0]))
+        elif isinstance(part, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            for target in part.targets if isinstance(part, ast.Assign) else [part.target]:
+                if isinstance(target, (ast.Subscript, ast.Attribute)):
+                    names.add(_root(target))
+    return {n for n in names if n}
+
+
+def _root(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def global_names(node: ast.AST) -> frozenset[str]:
@@ -178,10 +247,13 @@ def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names
     for binding in bindings:
         if binding.kind == "import" and binding.module.startswith("course_lib"):
             continue  # the course's own code: withheld in the sandbox instead (see course_lib.grading.view)
+        docstrings = {id(n.body[0].value) for n in ast.walk(binding.node)
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and n.body
+                      and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
         for node in ast.walk(binding.node):
             texts = []
             if isinstance(node, ast.Attribute):
-                if not _is_module(node, set(course_names)):
+                if not _is_module(node, set(course_names)) and not _is_own(node.value):  # self._scaled_dot_product
                     texts.append(node.attr)
             elif isinstance(node, ast.alias):
                 texts.append(node.name)
@@ -192,6 +264,9 @@ def library_uses(bindings: list[Binding], library: tuple[str, ...], course_names
                 texts.append(constant_string(node.args[1]))  # getattr(F, "name") is F.name
             elif isinstance(node, ast.Subscript) and _is_namespace(node.value) and constant_string(node.slice):
                 texts.append(constant_string(node.slice))  # vars(F)["name"], F.__dict__["na" + "me"]
+            elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier()
+                  and id(node) not in docstrings):
+                texts.append(node.value)  # a name as a string, for reduce(getattr, [...]) and its like
             for text in texts:
                 hit = next((name for name in library if name in text), None)
                 if hit:
@@ -208,13 +283,21 @@ def dynamic_code(bindings: list[Binding]) -> list[str]:
         if binding.kind == "import":
             if binding.module.split(".")[0] == "importlib" or binding.imported.split(".")[0] == "importlib":
                 found.append(f"`import importlib` (cell {binding.cell + 1})")
+            elif not _installed(binding.module.split(".")[0]):
+                found.append(f"`{binding.module}`, a module that is not installed (written by the notebook itself?) "
+                             f"(cell {binding.cell + 1})")
             continue
         for node in ast.walk(binding.node):
             where = f"(cell {binding.cell + 1}, line {getattr(node, 'lineno', binding.line)})"
             if isinstance(node, ast.Name) and (node.id in DYNAMIC_CALLS or node.id in DYNAMIC_NAMES):
                 found.append(f"`{node.id}` {where}")
-            elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC_NAMES:
+            elif isinstance(node, ast.Attribute) and (node.attr in DYNAMIC_NAMES or _is_sys_modules(node)):
                 found.append(f"`.{node.attr}` {where}")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                  and len(node.args) >= 2 and constant_string(node.args[1]) in DYNAMIC_NAMES):
+                found.append(f"`getattr(…, {constant_string(node.args[1])!r})` {where}")
+            elif isinstance(node, ast.Name) and node.id == "getattr" and not _is_called(node, binding.node):
+                found.append(f"`getattr` passed as a value {where}")
             elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
                     (a.name if isinstance(node, ast.Import) else node.module or "").split(".")[0] == "importlib"
                     for a in node.names):
@@ -234,6 +317,28 @@ def constant_string(node: ast.AST) -> str | None:
         left, right = constant_string(node.left), constant_string(node.right)
         return None if left is None or right is None else left + right
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _installed(module: str) -> bool:
+    """Is this top-level module part of Python or the environment (so its code is what the grader expects)?"""
+    import importlib.util
+
+    if not module or module == "course_lib":
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _is_sys_modules(node: ast.Attribute) -> bool:
+    return node.attr == "modules" and isinstance(node.value, ast.Name) and node.value.id == "sys"
+
+
+def _is_called(name: ast.Name, tree: ast.AST) -> bool:
+    """Is this use of a name the function of a call (``getattr(x, "a")``), rather than a value passed on?"""
+    return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(tree))
 
 
 def _is_namespace(node: ast.AST) -> bool:

@@ -39,9 +39,13 @@ def main(argv: list[str]) -> int:
         if op == "cell":
             protocol.write_message(replies, {"op": "cell", **run_cell(shell, payload.decode("utf-8", "replace"))})
         elif op == "grade":
-            request = protocol.loads(payload)
+            request, payload = protocol.loads(payload), b""  # no copy of the lent source stays on the stack
             report = grade(shell.user_ns, header["name"], request, header)
             protocol.write_message(replies, {"op": "graded"}, protocol.dumps(report))
+        elif op == "lend":  # the probe's lent functions, for good: defined as the grader defines them
+            lent(shell.user_ns, payload.decode("utf-8")).__enter__()
+            payload = b""
+            protocol.write_message(replies, {"op": "lent"})
         elif op == "exit":
             return 0
 
@@ -94,7 +98,7 @@ def grade(namespace: dict, name: str, request: dict, header: dict) -> dict:
         return report
     invoke = _adapter(header.get("call"))
     validate = _adapter(header.get("validate"))
-    with lent(namespace, request.get("lent", "")):
+    with lent(namespace, request.pop("lent", "")):
         problem = checking.preflight(name, function, validate) if request.get("preflight", True) else None
         if problem is not None:
             report["preflight"] = _plain(problem)
@@ -137,7 +141,9 @@ class lent:
         if not self.source:
             return self
         scope: dict = {"__name__": "__lent__"}
-        exec(compile(self.source, "<lent by the grader>", "exec"), scope)
+        source, self.source = self.source, ""  # the solution's text is not kept where the learner's code can look
+        exec(compile(source, "<lent by the grader>", "exec"), scope)  # (no linecache entry: no getsource either)
+        del source
         self.names = [key for key in scope.get("__lent__", ())]
         self.saved = {key: self.namespace[key] for key in self.names if key in self.namespace}
         for key in self.names:
