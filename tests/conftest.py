@@ -9,6 +9,9 @@ import nbformat
 import pytest
 from hypothesis import settings
 
+# Attack notebooks are graded in the sandbox by test_grade_sandbox.py; nbval must never run them on this machine.
+collect_ignore = ["red_team"]
+
 # Property-based tests draw the same examples on every run (seeds fixed), so CI never flakes.
 settings.register_profile("course", derandomize=True, print_blob=True)
 settings.load_profile("course")
