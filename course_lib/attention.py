@@ -5,6 +5,8 @@
 float mask; ``is_causal``; ``scale``) but also returns the attention weights, so lessons can look at them.
 It is proven equal to torch's own function in ``tests/test_attention_torch.py``.
 Shapes: ``B`` batch, ``H`` heads, ``T`` query positions, ``S`` key positions, ``D`` head dim, ``E`` model dim.
+
+Lesson: notebooks/03_self_attention_in_pytorch.ipynb. Tests: tests/test_attention_torch.py.
 """
 from __future__ import annotations
 

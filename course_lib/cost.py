@@ -5,6 +5,8 @@ Formulas: :func:`attention_flops` (``4·T·S·D`` per head), :func:`score_matrix
 flash and linear attention): :func:`time_call` (warm-up, repeats, median), :func:`peak_memory` (every CPU
 allocation torch makes, replayed from its profiler), :func:`fit_slope` (the exponent of a power law) and
 :func:`measure_scaling`. Generation: :class:`KVCache` and :func:`decode` with or without it.
+
+Lesson: notebooks/06_the_cost_of_attention.ipynb. Tests: tests/test_cost.py.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ softmax, not an approximation, and no more than one block x block tile of scores
 
 Also here: a simulator of the memory traffic between a large slow memory and a small fast one, which is why
 this is fast on a GPU (the work is the same; the bytes moved are not).
+
+Lesson: notebooks/08_flash_attention.ipynb. Tests: tests/test_flash.py.
 """
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ repeat. The only way to predict a repeat is to copy, and the model learns to cop
 on :func:`repeated_sequences` (a random sequence, then the same again); :func:`head_scores` scores every head.
 Training (:func:`train_induction`) takes about ten seconds on one CPU thread.
 Shapes: ``B`` batch, ``H`` heads, ``T`` positions, ``E`` model dim, ``V`` vocabulary, ``R`` repeat length.
+
+Lesson: notebooks/04_multihead_attention.ipynb. Tests: tests/test_induction.py.
 """
 from __future__ import annotations
 

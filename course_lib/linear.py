@@ -14,6 +14,8 @@ implementations use, which mixes the first two (:func:`chunked_causal_linear_att
 Shapes: ``B`` batch, ``H`` heads, ``T`` query positions, ``S`` key positions, ``D`` query/key dim, ``Dv``
 value dim, ``M`` random features. ``S`` always counts keys; the recurrent state is ``U = Σ_j φ(k_j) v_jᵀ``
 (a (D, Dv) matrix) with its normaliser ``z = Σ_j φ(k_j)``.
+
+Lesson: notebooks/09_linear_attention.ipynb. Tests: tests/test_linear.py.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ torch's ``scaled_dot_product_attention(..., enable_gqa=True)``.
 ``MultiHeadAttention.from_torch`` copies a ``torch.nn.MultiheadAttention``; the tests prove both give the same
 outputs and head-averaged weights. Torch's module is sequence-first by default and its boolean masks mean the
 opposite (True = blocked): :func:`mask_from_torch` converts one.
+
+Lessons: notebooks/04_multihead_attention.ipynb, notebooks/06_the_cost_of_attention.ipynb. Tests: tests/test_multihead.py.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 Shapes: ``T`` query positions, ``S`` key positions, ``D`` query/key feature size, ``Dv`` value feature size;
 any leading ``...`` axes are batch axes and broadcast. Mask convention: ``True`` means "may attend".
 Lesson 03 moves the same ideas to PyTorch in :mod:`course_lib.attention`.
+
+Lessons: notebooks/01_attention_by_hand.ipynb, notebooks/02_masks_and_stability.ipynb. Tests: tests/test_numpy_attention.py.
 """
 from __future__ import annotations
 

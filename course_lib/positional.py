@@ -4,6 +4,8 @@ Self-attention is permutation-equivariant: shuffle the tokens and the outputs sh
 order is invisible unless we add it. Three ways: sinusoidal encodings added to the embeddings ("Attention Is
 All You Need"), learned position embeddings (an ``nn.Embedding`` over positions), and rotary embeddings
 (RoPE, RoFormer) that rotate queries and keys so that their dot product depends only on the offset.
+
+Lesson: notebooks/05_positions.ipynb. Tests: tests/test_positional.py.
 """
 from __future__ import annotations
 

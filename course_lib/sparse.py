@@ -6,6 +6,8 @@ windows and dilated windows (Longformer), strided and fixed patterns (Sparse Tra
 several layers of a pattern. :func:`sliding_window_attention` computes windowed attention in blocks, with
 ``O(T·window)`` memory and never a (T, S) tensor; it is proven equal to dense attention with
 :func:`sliding_window_mask` in ``tests/test_sparse.py``.
+
+Lesson: notebooks/07_sparse_attention.ipynb. Tests: tests/test_sparse.py.
 """
 from __future__ import annotations
 

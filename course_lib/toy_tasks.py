@@ -3,6 +3,8 @@
 *Key-value retrieval*: a sequence holds ``num_pairs`` (key, value) pairs and ends with a query key; the answer
 is the value paired with that key. The answer sits at one specific other position, which the query must
 find by content, not by place: exactly what one attention head can learn.
+
+Lesson: notebooks/03_self_attention_in_pytorch.ipynb. Tests: tests/test_examples.py.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ that every number in the attention can be explained. Two attention steps resolve
    "too small: what was the container?" (the suitcase).
 
 A real transformer learns such projections; lesson 04 trains heads that specialise like this.
+
+Lesson: notebooks/01_attention_by_hand.ipynb. Tests: tests/test_examples.py.
 """
 from __future__ import annotations
 

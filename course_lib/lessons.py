@@ -1,0 +1,59 @@
+"""The lesson manifest: one row per lesson, naming what makes it up.
+
+Each lesson is three notebooks (``notebooks/``, ``solutions/`` and the generated ``exercises/``, all named by
+its ``stem``), the library modules it teaches with, the graded functions whose checks its exercise runs, its
+widgets, and the tests that prove its modules. ``tests/test_manifest.py`` checks every row against the files:
+adding a lesson is one row here plus the files it names, and that test says what is still missing.
+
+Still to come (issue 12): one checks module and one widgets module per lesson, and every diagnosis of a check
+triggered by a test fixture; the rows will then name those modules too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lesson:
+    stem: str  # "07_sparse_attention": notebooks/07_sparse_attention.ipynb, and the same in solutions/, exercises/
+    title: str
+    modules: tuple[str, ...]  # the course_lib modules the lesson teaches with (their docstrings name the lesson)
+    checks: tuple[str, ...]  # the graded functions of its exercise, in order (course_lib.checks.CHECKS)
+    widgets: tuple[str, ...]  # the explorers in course_lib.widgets that its notebook shows
+    tests: tuple[str, ...]  # the test files that prove its modules, besides test_checks.py and test_widgets.py
+
+    @property
+    def number(self) -> int:
+        return int(self.stem[:2])
+
+    @property
+    def notebook(self) -> str:
+        return f"notebooks/{self.stem}.ipynb"
+
+
+LESSONS = (
+    Lesson("01_attention_by_hand", "Attention by hand", ("course_lib.numpy_attention", "course_lib.trophy"),
+           ("softmax", "attention_scores", "scaled_dot_product_attention"), ("attention_explorer",),
+           ("tests/test_numpy_attention.py", "tests/test_examples.py")),
+    Lesson("02_masks_and_stability", "Masks and numerical stability", ("course_lib.numpy_attention",),
+           ("causal_mask", "padding_mask", "masked_attention"), ("mask_explorer",), ("tests/test_numpy_attention.py",)),
+    Lesson("03_self_attention_in_pytorch", "Self-attention in PyTorch", ("course_lib.attention", "course_lib.toy_tasks"),
+           ("sdpa", "SelfAttention"), ("training_explorer",),
+           ("tests/test_attention_torch.py", "tests/test_examples.py")),
+    Lesson("04_multihead_attention", "Multi-head attention", ("course_lib.multihead", "course_lib.induction"),
+           ("split_heads", "merge_heads", "MultiHeadAttention"), ("heads_explorer",),
+           ("tests/test_multihead.py", "tests/test_induction.py")),
+    Lesson("05_positions", "Positions: sinusoidal and RoPE", ("course_lib.positional",),
+           ("sinusoidal_encoding", "apply_rope"), ("positions_explorer",), ("tests/test_positional.py",)),
+    Lesson("06_the_cost_of_attention", "The cost of attention", ("course_lib.cost", "course_lib.multihead"),
+           ("attention_flops", "kv_cache_bytes", "grouped_query_attention"), ("context_explorer",),
+           ("tests/test_cost.py", "tests/test_multihead.py")),
+    Lesson("07_sparse_attention", "Sparse attention", ("course_lib.sparse",),
+           ("sliding_window_mask", "strided_mask", "sliding_window_attention"), ("sparse_explorer",),
+           ("tests/test_sparse.py",)),
+    Lesson("08_flash_attention", "Flash attention", ("course_lib.flash",),
+           ("online_softmax_update", "flash_attention"), ("online_softmax_explorer",), ("tests/test_flash.py",)),
+    Lesson("09_linear_attention", "Linear attention", ("course_lib.linear",),
+           ("elu_feature_map", "linear_attention", "causal_linear_attention", "positive_random_features"), (),
+           ("tests/test_linear.py",)),
+)
