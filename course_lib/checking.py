@@ -511,8 +511,9 @@ def library_used(function, library: tuple[str, ...]) -> list[str]:
         if id(target) in seen:
             continue
         seen.add(id(target))
-        if isinstance(target, type):
+        if isinstance(target, type):  # its methods, and its bases that the learner wrote too
             todo += [getattr(v, "__func__", getattr(v, "fget", v)) for v in vars(target).values()]
+            todo += [base for base in target.__mro__[1:] if base.__module__ == target.__module__]
             continue
         code = getattr(target, "__code__", None)
         if not isinstance(code, types.CodeType):

@@ -12,7 +12,7 @@ import numpy as np
 
 from course_lib import calling
 from course_lib import numpy_attention as ref
-from course_lib.checking import Case, Check, Mistake, Output, close, like
+from course_lib.checking import Case, Check, Mistake, Output, like
 
 CHECKS: dict[str, Check] = {}
 

@@ -835,14 +835,18 @@ def torch_sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
     return weights @ value, weights
 
 
-class SelfAttentionEinsum(nn.Module):
-    """Scores by einsum and the mask applied with where: a different route to the same numbers."""
+class Projections(nn.Module):
+    """The three projections the SelfAttention exercise asks for; subclasses say what attends."""
 
     def __init__(self, d_model, d_head):
         super().__init__()
         self.query = nn.Linear(d_model, d_head, bias=False)
         self.key = nn.Linear(d_model, d_head, bias=False)
         self.value = nn.Linear(d_model, d_head, bias=False)
+
+
+class SelfAttentionEinsum(Projections):
+    """Scores by einsum and the mask applied with where: a different route to the same numbers."""
 
     def forward(self, x, attn_mask=None):
         q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, d_head) each
@@ -854,14 +858,8 @@ class SelfAttentionEinsum(nn.Module):
         return torch.softmax(scores, dim=-1) @ v  # (B, T, d_head)
 
 
-class SelfAttentionFused(nn.Module):
+class SelfAttentionFused(Projections):
     """Calls torch's own fused attention for the output: right numbers, but the job is torch's (library-call)."""
-
-    def __init__(self, d_model, d_head):
-        super().__init__()
-        self.query = nn.Linear(d_model, d_head, bias=False)
-        self.key = nn.Linear(d_model, d_head, bias=False)
-        self.value = nn.Linear(d_model, d_head, bias=False)
 
     def forward(self, x, attn_mask=None):
         return nn.functional.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x), attn_mask=attn_mask)
@@ -1136,6 +1134,18 @@ def test_exception_hint_points_at_the_likely_cause():
     assert "ValueError" in result.message and "transpose" in result.message
 
 
+class FusedProjections(Projections):
+    def attend(self, query, key, value, mask):
+        return nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+
+
+class SelfAttentionThroughItsBase(FusedProjections):
+    """torch's attention in a method of a base class the learner wrote."""
+
+    def forward(self, x, attn_mask=None):
+        return self.attend(self.query(x), self.key(x), self.value(x), attn_mask)
+
+
 blend = torch.nn.functional.scaled_dot_product_attention  # an alias at top level, as a notebook cell might make
 
 
@@ -1149,6 +1159,7 @@ def sdpa_through_a_helper(query, key, value, attn_mask=None, is_causal=False):
 
 @pytest.mark.parametrize("name, function, says", [
     ("SelfAttention", SelfAttentionFused, "`scaled_dot_product_attention` (in `forward`)"),
+    ("SelfAttention", SelfAttentionThroughItsBase, "`scaled_dot_product_attention` (in `attend`)"),
     ("sdpa", sdpa_through_a_helper, "`scaled_dot_product_attention` (`blend` in `attend_with_the_alias`)"),
 ])
 def test_the_check_cell_says_when_a_library_function_does_the_job(name, function, says):
