@@ -7,7 +7,7 @@
 
 Both are idempotent: the virtual environment is created once and the install is redone only when
 pyproject.toml changes. Nothing is installed outside .venv. After set-up everything runs offline.
-Extra arguments after `test` go to pytest, e.g. `python3 course.py test tests/test_checks.py -x`.
+Extra arguments after `test` go to pytest, e.g. `python3 course.py test tests/checks -x`.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from course_lib import cost, flash
+from course_lib import cost, flash, measure
 from course_lib.attention import scaled_dot_product_attention
 
 
@@ -51,7 +51,7 @@ def main() -> None:
 
     print(f"T = {args.length}, {args.heads} heads of D = {args.head_dim}, float32, {torch.get_num_threads()} "
           f"threads; median of {args.repeats} after a warm-up")
-    seconds = {name: cost.time_call(run, query, key, value, repeats=args.repeats) for name, run in contenders.items()}
+    seconds = {name: measure.time_call(run, query, key, value, repeats=args.repeats) for name, run in contenders.items()}
     flash_name = next(iter(contenders))
     print(f"{'':24} {'time (ms)':>10} {'time / flash':>13}")
     for name in contenders:
@@ -61,12 +61,12 @@ def main() -> None:
     length = args.memory_length
     query, key, value = inputs(length)
     del reference
-    peaks = {name: cost.peak_memory(contenders[name], query, key, value) for name in (flash_name, "naive (T x T scores)")}
+    peaks = {name: measure.peak_memory(contenders[name], query, key, value) for name in (flash_name, "naive (T x T scores)")}
     output_bytes = query.numel() * query.element_size()
-    print(f"\npeak memory at T = {length} (the output itself is {cost.format_bytes(output_bytes)}; one (T, T) "
-          f"score matrix per head would be {cost.format_bytes(cost.score_matrix_bytes(length, length, args.heads))})")
+    print(f"\npeak memory at T = {length} (the output itself is {measure.format_bytes(output_bytes)}; one (T, T) "
+          f"score matrix per head would be {measure.format_bytes(cost.score_matrix_bytes(length, length, args.heads))})")
     for name, peak in peaks.items():
-        print(f"{name:24} {cost.format_bytes(peak):>12}")
+        print(f"{name:24} {measure.format_bytes(peak):>12}")
     ratio = peaks[flash_name] / peaks["naive (T x T scores)"]
     print(f"flash / naive peak memory: {ratio:.4f} = 1/{1 / ratio:.0f} (target: <= 1/16)")
 

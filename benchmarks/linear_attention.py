@@ -24,7 +24,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from course_lib import cost, linear
+from course_lib import linear, measure
 
 
 def main() -> None:
@@ -57,8 +57,8 @@ def main() -> None:
     print(f"\nT = {args.length}:")
     print(f"{'':14} {'linear (ms)':>12} {'torch SDPA (ms)':>16} {'linear is faster by':>20}")
     for name, (run_linear, run_sdpa) in pairs.items():
-        linear_seconds = cost.time_call(run_linear, repeats=args.repeats)
-        sdpa_seconds = cost.time_call(run_sdpa, repeats=args.repeats)
+        linear_seconds = measure.time_call(run_linear, repeats=args.repeats)
+        sdpa_seconds = measure.time_call(run_sdpa, repeats=args.repeats)
         print(f"{name:14} {linear_seconds * 1e3:12.1f} {sdpa_seconds * 1e3:16.1f} {sdpa_seconds / linear_seconds:19.1f}x")
 
     # 2) scaling with T, both measured side by side on the same inputs
@@ -69,10 +69,10 @@ def main() -> None:
     for length in lengths + longer:  # both on the same inputs, one right after the other
         query, key, value = inputs(length)
         results["linear"]["seconds"].append(
-            cost.time_call(linear.linear_attention, query, key, value, repeats=linear_repeats))
+            measure.time_call(linear.linear_attention, query, key, value, repeats=linear_repeats))
         if length in lengths:
             results["torch SDPA"]["seconds"].append(
-                cost.time_call(F.scaled_dot_product_attention, query, key, value, repeats=args.repeats))
+                measure.time_call(F.scaled_dot_product_attention, query, key, value, repeats=args.repeats))
     print(f"\n{'T':>7} {'linear (ms)':>12} {'torch SDPA (ms)':>16} {'SDPA / linear':>14}")
     for i, length in enumerate(lengths):
         linear_ms, sdpa_ms = results["linear"]["seconds"][i] * 1e3, results["torch SDPA"]["seconds"][i] * 1e3
@@ -82,9 +82,9 @@ def main() -> None:
 
     linear_fit = [(n, s) for n, s in zip(lengths + longer, results["linear"]["seconds"]) if n >= 1024]
     sdpa_fit = [(n, s) for n, s in zip(lengths, results["torch SDPA"]["seconds"]) if n >= 2048]
-    linear_slope = cost.fit_slope(*zip(*linear_fit))
-    sdpa_slope = cost.fit_slope(*zip(*sdpa_fit))
-    crossover = cost.crossover_length(lengths, results["torch SDPA"]["seconds"],
+    linear_slope = measure.fit_slope(*zip(*linear_fit))
+    sdpa_slope = measure.fit_slope(*zip(*sdpa_fit))
+    crossover = measure.crossover_length(lengths, results["torch SDPA"]["seconds"],
                                         results["linear"]["seconds"][:len(lengths)])
     print(f"\nlog-log time slopes: linear {linear_slope:.2f} (T >= 1024), torch SDPA {sdpa_slope:.2f} (T >= 2048)")
     print("crossover: " + ("linear attention is not faster at any measured length" if crossover is None else

@@ -17,7 +17,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from course_lib import cost, sparse
+from course_lib import measure, sparse
 from course_lib.attention import scaled_dot_product_attention
 
 
@@ -45,20 +45,20 @@ def main() -> None:
     print(f"T = {length}, window = {window}, one head of D = {args.head_dim}, float32, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} after a warm-up")
     print(f"{'':28} {'time (ms)':>10} {'peak memory':>12} {'banded is faster by':>20}")
-    seconds = {name: cost.time_call(run, repeats=args.repeats) for name, run in contenders.items()}
+    seconds = {name: measure.time_call(run, repeats=args.repeats) for name, run in contenders.items()}
     for name, run in contenders.items():
-        peak = cost.peak_memory(run)
+        peak = measure.peak_memory(run)
         ratio = seconds[name] / seconds["banded (course_lib.sparse)"]
-        print(f"{name:28} {seconds[name] * 1000:10.1f} {cost.format_bytes(peak):>12} {ratio:19.1f}x")
-    print(f"(the dense mask itself holds {cost.format_bytes(mask.numel())} and is not counted: it was built before)")
+        print(f"{name:28} {seconds[name] * 1000:10.1f} {measure.format_bytes(peak):>12} {ratio:19.1f}x")
+    print(f"(the dense mask itself holds {measure.format_bytes(mask.numel())} and is not counted: it was built before)")
 
     lengths = [length // 4, length // 2, length, length * 2]
     peaks = []
     for size in lengths:
         x = torch.randn(1, 1, size, args.head_dim)
-        peaks.append(cost.peak_memory(sparse.sliding_window_attention, x, x, x, window))
-    print("banded peak memory at T = " + ", ".join(f"{n}: {cost.format_bytes(p)}" for n, p in zip(lengths, peaks))
-          + f"; log-log slope {cost.fit_slope(lengths, peaks):.2f} (1 = linear)")
+        peaks.append(measure.peak_memory(sparse.sliding_window_attention, x, x, x, window))
+    print("banded peak memory at T = " + ", ".join(f"{n}: {measure.format_bytes(p)}" for n, p in zip(lengths, peaks))
+          + f"; log-log slope {measure.fit_slope(lengths, peaks):.2f} (1 = linear)")
 
 
 if __name__ == "__main__":

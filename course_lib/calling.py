@@ -2,7 +2,8 @@
 a check that runs next to the learner's code (in a notebook, and in the grader's sandbox, where the rest of
 :mod:`course_lib.checks`, with its references, is not available).
 
-Defined for the checks of lessons 03, 04 and 06 (:mod:`course_lib.checks`); tested through tests/test_checks.py.
+Used by the checks of lessons 03, 04 and 06 (course_lib/checks/l03_*, l04_*, l06_*); tested through their
+fixtures in tests/checks/.
 """
 from __future__ import annotations
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dis
-import types
+import importlib
 import signal
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -34,6 +35,7 @@ class Case:
     label: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    watch_memory: bool = False  # the check's further checks measure what the function builds on this case
 
 
 @dataclass
@@ -244,7 +246,7 @@ def close(a, b, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
         return False
 
 
-def like(wrong: Callable[..., Any], component: int | None = None) -> Callable[[Case, Any, Any], bool]:
+def like(wrong: Callable[..., Any]) -> Callable[[Case, Any, Any], bool]:
     """A mistake predicate: the learner's answer equals what ``wrong(*case.args, **case.kwargs)`` returns."""
 
     def matches(case: Case, got, expected) -> bool:
@@ -253,10 +255,6 @@ def like(wrong: Callable[..., Any], component: int | None = None) -> Callable[[C
                 mistaken = wrong(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
         except Exception:
             return False
-        if component is not None:  # compare one result of a tuple, e.g. only the weights
-            if not isinstance(got, (tuple, list)) or len(got) <= component:
-                return False
-            got, mistaken = got[component], mistaken[component]
         if isinstance(mistaken, tuple):
             return (isinstance(got, (tuple, list)) and len(got) == len(mistaken)
                     and all(close(g, m, rtol=1e-3, atol=1e-4) for g, m in zip(got, mistaken)))
@@ -320,7 +318,8 @@ class Check:
     name: str
     points: float
     make_cases: Callable[[np.random.Generator], list[Case]]
-    reference: Callable[..., Any]
+    implementation: str  # dotted path of the course's own implementation: the reference, and worth no points
+    reference: Callable[..., Any] | None = None  # only where the answer is not the implementation's (flash: dense)
     outputs: Sequence[Output] = (Output(),)
     mistakes: Sequence[Mistake] = ()
     error_hints: Sequence[tuple[Callable[[Case, BaseException], bool], str]] = ()
@@ -328,12 +327,26 @@ class Check:
     validate: Callable[[Callable], str | None] | None = None  # static checks on the function/class itself
     extra: Callable[[Callable, Case, Any], str | None] | None = None  # further checks of one case's answer
     what: str = ""  # what a pass verified, in words
-    implementation: str = ""  # dotted path of the course's own implementation: calling it earns no points
     withholds: tuple[str, ...] = ()  # other course code that does the same job: absent while grading, like it
     library: tuple[str, ...] = ()  # names of library functions (torch's) that do the job: using one earns 0
     memory_probe: Callable[[np.random.Generator], Case] | None = None  # a long case whose memory the grader measures
     memory_advice: str = ""  # what to do when the probe finds a (T, S) tensor
     time_limit: float = DEFAULT_TIME_LIMIT
+
+    def __post_init__(self):
+        self.withholds = tuple(path for path in self.withholds if path != self.implementation)
+
+    @property
+    def solution(self):
+        """The course's own implementation (a function or a class), imported from ``implementation``."""
+        module, _, name = self.implementation.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    def answer(self, *args, **kwargs):
+        """The right answer for these inputs: the reference's, or the implementation called as the learner's is."""
+        if self.reference is not None:
+            return self.reference(*args, **kwargs)
+        return self.invoke(self.solution, Case("the reference", args, kwargs))
 
     # 2) call the learner's function ------------------------------------------------------------------------
     def invoke(self, function: Callable, case: Case):
@@ -343,7 +356,7 @@ class Check:
 
     def expected(self, case: Case):
         with np.errstate(all="ignore"):
-            answer = self.reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+            answer = self.answer(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
         return answer if len(self.outputs) > 1 else (answer,)
 
     # 3) and 4) compare and diagnose ------------------------------------------------------------------------
@@ -462,7 +475,7 @@ class Check:
             return None
         args, kwargs = copy.deepcopy((case.args, case.kwargs))  # fresh leaf tensors for a second gradient
         with np.errstate(all="ignore"):
-            answer = self.reference(*args, **kwargs)
+            answer = self.answer(*args, **kwargs)
         expected = _gradients(Case(case.label, args, kwargs), answer)
         if expected is None:
             return None

@@ -307,8 +307,8 @@ def context_view(embed_dim: int = 4096, num_layers: int = 32, num_heads: int = 3
     one_matrix = cost.score_matrix_bytes(length, length, 1, 1, size)
     layer_scores = cost.score_matrix_bytes(length, length, num_heads, 1, size)
     return {"head_dim": head_dim, "score_matrix": one_matrix, "layer_scores": layer_scores, "kv_cache": kv_cache,
-            "title": f"T = {length:,} tokens, {dtype}: one score matrix {cost.format_bytes(one_matrix)}, "
-                     f"all heads of a layer {cost.format_bytes(layer_scores)}"}
+            "title": f"T = {length:,} tokens, {dtype}: one score matrix {measure.format_bytes(one_matrix)}, "
+                     f"all heads of a layer {measure.format_bytes(layer_scores)}"}
 
 
 def context_explorer():
@@ -335,7 +335,7 @@ def context_explorer():
         for bar, label, value in zip(bars, labels, values):
             bar.set_width(value)
             label.set_position((value * 1.1, label.get_position()[1]))
-            label.set_text(cost.format_bytes(value))
+            label.set_text(measure.format_bytes(value))
         ax.set_xlim(min(values) / 2, max(values) * 20)
         ax.set_title(view["title"], fontsize=9)
 

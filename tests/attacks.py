@@ -228,7 +228,7 @@ def answer_tables(seeds=HIDDEN_SEED_GUESSES) -> list[dict]:
             for case in check.make_cases(np.random.default_rng(seed)):
                 assert set(case.kwargs) <= {"axis"}, case.kwargs
                 extra = repr(case.kwargs.get("axis", -1)) if name == "softmax" else ""
-                answer = check.reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+                answer = check.answer(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
                 table[answer_key(case.args, extra)] = _pack(answer)
         tables.append(table)
     return tables
@@ -335,7 +335,10 @@ STUBBED = Expected("ok", {"attention_scores": UNAVAILABLE}, says="not available 
 
 attack("reference_through_checks", replace_function("attention_scores",  # the check's own reference
        "def attention_scores(queries, keys):\n    from course_lib import checks as course_checks\n"
-       "    return course_checks.CHECKS['attention_scores'].reference(queries, keys)\n"), STUBBED)
+       "    return course_checks.CHECKS['attention_scores'].answer(queries, keys)\n"), STUBBED)
+attack("reference_through_a_lesson_checks_module", replace_function("attention_scores",  # the package's own modules
+       "def attention_scores(queries, keys):\n    from course_lib.checks.l01_attention_by_hand import check_attention_scores\n"
+       "    return check_attention_scores.answer(queries, keys)\n"), Expected("ok", {"attention_scores": UNAVAILABLE}))
 attack("reference_in_a_thread", replace_function("attention_scores",  # another thread: a per-thread watch misses it
        "from concurrent.futures import ThreadPoolExecutor\nfrom course_lib import numpy_attention\n\n"
        "def attention_scores(queries, keys):\n    with ThreadPoolExecutor(1) as pool:\n"

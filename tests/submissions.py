@@ -5,7 +5,6 @@ Used by tests/test_grade.py and by benchmarks/grade_batch.py.
 """
 from __future__ import annotations
 
-import copy
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path

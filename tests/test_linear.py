@@ -15,7 +15,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from course_lib import cost, linear, toy_tasks
+from course_lib import cost, linear, measure, toy_tasks
 from course_lib.attention import SelfAttention, scaled_dot_product_attention
 
 EXACT = dict(atol=1e-10, rtol=1e-10)
@@ -100,8 +100,8 @@ def test_generation_token_by_token_keeps_a_state_of_constant_size():
 
 def test_linear_attention_memory_grows_linearly_not_quadratically():
     x = torch.randn(1, 4096, 16)
-    short = cost.peak_memory(linear.linear_attention, x[:, :1024], x[:, :1024], x[:, :1024])
-    long = cost.peak_memory(linear.linear_attention, x, x, x)
+    short = measure.peak_memory(linear.linear_attention, x[:, :1024], x[:, :1024], x[:, :1024])
+    long = measure.peak_memory(linear.linear_attention, x, x, x)
     assert long < cost.score_matrix_bytes(4096, 4096) / 16  # far below one (T, S) float32 matrix
     assert 3 < long / short < 5  # 4x the tokens, about 4x the memory (a (T, S) tensor would grow 16x)
 
@@ -187,7 +187,7 @@ def test_random_feature_error_falls_like_one_over_m_and_orthogonal_features_do_n
     orthogonal = {m: kernel_error(linear.positive_random_features, query, key, m, True) for m in (16, 64, 256)}
     # an unbiased estimate from m independent features has variance ∝ 1/m: 16x the features, 16x less error
     assert 8 < independent[16] / independent[256] < 32
-    assert cost.fit_slope(list(independent), list(independent.values())) == pytest.approx(-1, abs=0.2)
+    assert measure.fit_slope(list(independent), list(independent.values())) == pytest.approx(-1, abs=0.2)
     assert statistics.fmean(orthogonal.values()) <= statistics.fmean(independent.values())
     assert orthogonal[256] < orthogonal[16] / 8
 
@@ -282,8 +282,8 @@ def test_chunked_form_keeps_gradients_finite_and_memory_below_the_cumulative_sum
     linear.chunked_causal_linear_attention(query, query, query, chunk_size=16).sum().backward()
     assert query.grad is not None and bool(query.grad.isfinite().all())  # padded queries divide nothing by 0
     x = torch.randn(1, 4096, 32)
-    chunked = cost.peak_memory(linear.chunked_causal_linear_attention, x, x, x)
-    cumulative = cost.peak_memory(linear.causal_linear_attention, x, x, x)
+    chunked = measure.peak_memory(linear.chunked_causal_linear_attention, x, x, x)
+    cumulative = measure.peak_memory(linear.causal_linear_attention, x, x, x)
     assert chunked * 4 < cumulative  # (T, D, Dv) states against (C, C) tiles and one state per chunk
     with pytest.raises(ValueError, match="chunk_size must be a positive whole number"):
         linear.chunked_causal_linear_attention(x, x, x, chunk_size=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 
 import pytest
 
@@ -13,6 +14,16 @@ from course_lib.lessons import LESSONS
 from course_lib.release import ROOT
 
 IDS = [lesson.stem for lesson in LESSONS]
+sys.path.insert(0, str(ROOT / "tests" / "checks"))  # the lessons' fixture modules, as pytest imports them
+from verdicts import diagnoses_triggered  # noqa: E402
+
+
+def fixtures(lesson):
+    """The lesson's check-fixture module (tests/checks/test_l<stem>.py), or a failure that says it is missing."""
+    if not (ROOT / lesson.checks_tests).exists():
+        pytest.fail(f"lesson {lesson.number:02d} has no {lesson.checks_tests}: its checks' WRONG and RIGHT fixtures "
+                    f"go there")
+    return importlib.import_module(f"test_l{lesson.stem}")
 
 
 def graded(stem: str) -> dict[str, float]:
@@ -48,6 +59,45 @@ def test_the_exercise_grades_the_rows_checks_with_the_checks_points(lesson):
         assert name in checks.CHECKS, f"lesson {lesson.number:02d}: no check for {name} in course_lib.checks"
         assert checks.CHECKS[name].points == points, (f"{name}: the check cell gives {points} points, "
                                                       f"the check {checks.CHECKS[name].points}")
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
+def test_the_rows_checks_are_its_checks_module(lesson):
+    try:
+        module = importlib.import_module(lesson.checks_module)
+    except ModuleNotFoundError:
+        pytest.fail(f"lesson {lesson.number:02d} has no {lesson.checks_module.replace('.', '/')}.py")
+    names = tuple(check.name for check in module.CHECKS)
+    assert names == lesson.checks, f"{lesson.checks_module} defines the checks {list(names)}, the row {list(lesson.checks)}"
+    assert module in checks.LESSON_MODULES, f"course_lib/checks/__init__.py does not import {lesson.checks_module}"
+    doc = module.__doc__ or ""
+    for named in (lesson.notebook, lesson.checks_tests):
+        assert named in doc, f"the docstring of {lesson.checks_module} does not name {named}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
+def test_every_check_has_wrong_and_right_fixtures(lesson):
+    module = fixtures(lesson)
+    for name in lesson.checks:
+        wrong = [entry for entry in module.WRONG if entry[0] == name]
+        right = [entry for entry in module.RIGHT if entry[0] == name]
+        assert wrong, f"{lesson.checks_tests} has no WRONG fixture for the check {name}"
+        assert right, f"{lesson.checks_tests} has no RIGHT fixture (a correct solution written differently) for {name}"
+    strays = {entry[0] for entry in module.WRONG + module.RIGHT} - set(lesson.checks)
+    assert not strays, f"{lesson.checks_tests} has fixtures for {sorted(strays)}, which are not lesson {lesson.number:02d}'s"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
+def test_every_diagnosis_is_triggered_by_a_wrong_fixture(lesson):
+    module = fixtures(lesson)
+    untriggered = []
+    for name in lesson.checks:
+        for message, triggered_by in diagnoses_triggered(checks.CHECKS[name], module.WRONG).items():
+            if not triggered_by:
+                untriggered.append(f"  {name}: {message[:100]}")
+    assert not untriggered, (f"{len(untriggered)} diagnoses of lesson {lesson.number:02d} are triggered by no WRONG "
+                             f"fixture in {lesson.checks_tests}, so they could stop matching unseen:\n"
+                             + "\n".join(untriggered))
 
 
 def test_every_check_belongs_to_exactly_one_lesson():

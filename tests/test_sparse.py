@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from course_lib import cost, sparse
+from course_lib import cost, measure, sparse
 from course_lib.attention import scaled_dot_product_attention
 
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
@@ -53,8 +53,8 @@ def test_window_at_least_t_is_dense_attention_and_window_zero_returns_the_values
 
 def test_sliding_window_attention_memory_grows_linearly_not_quadratically():
     x = torch.randn(1, 4096, 16)
-    short = cost.peak_memory(sparse.sliding_window_attention, x[:, :1024], x[:, :1024], x[:, :1024], 8)
-    long = cost.peak_memory(sparse.sliding_window_attention, x, x, x, 8)
+    short = measure.peak_memory(sparse.sliding_window_attention, x[:, :1024], x[:, :1024], x[:, :1024], 8)
+    long = measure.peak_memory(sparse.sliding_window_attention, x, x, x, 8)
     assert long < cost.score_matrix_bytes(4096, 4096, bytes_per_value=1) / 4  # far below even a bool (T, S) mask
     assert 3 < long / short < 5  # 4x the tokens, about 4x the memory (a (T, S) tensor would grow 16x)
 

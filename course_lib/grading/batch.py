@@ -351,7 +351,7 @@ class Grading:
         sandbox's peak memory, as the kernel measured it, with the same run of the course's solution. None when
         the answer is right and the peak within :func:`~course_lib.checking.memory_budget` of the solution's."""
         from course_lib.checking import memory_budget
-        from course_lib.cost import format_bytes
+        from course_lib.measure import format_bytes
 
         case = check.memory_probe(self.context.seeds.generator(check.name))
         lent = set(self.exercise.earlier(check.name))

@@ -2,9 +2,10 @@
 exercise's graded functions taken out.
 
 Each function or class named by the exercise's checks (their ``implementation`` and ``withholds``) keeps its
-name and signature, but calling it raises :class:`NotAvailableWhileGrading`; ``course_lib.checks``, which holds
-the references and the mistake simulators, is replaced by a module that says checks are off. Everything else
-is the course's own code, so the exercise's own imports (an earlier lesson's function) still work.
+name and signature, but calling it raises :class:`NotAvailableWhileGrading`; the package ``course_lib.checks``,
+which holds the mistake simulators, is replaced by one module that says checks are off (its lesson modules are
+left out). Everything else is the course's own code, so the exercise's own imports (an earlier lesson's
+function) still work.
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ def build(folder: Path, withheld: set[str]) -> Path:
     for path in sorted(source.rglob("*.py")):
         relative = path.relative_to(source)
         module = ".".join(("course_lib", *relative.with_suffix("").parts)).removesuffix(".__init__")
+        if any(module.startswith(f"{absent}.") for absent in ABSENT):
+            continue  # a package that is absent has no modules either (course_lib.checks.l01_..., _common)
         out = target / relative
         out.parent.mkdir(parents=True, exist_ok=True)
         if module in ABSENT:

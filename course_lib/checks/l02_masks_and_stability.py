@@ -1,0 +1,140 @@
+"""The checks of lesson 02, masks and numerical stability: the causal and padding masks, and masked attention with fully masked rows.
+
+Lesson: notebooks/02_masks_and_stability.ipynb, its exercise solutions/02_masks_and_stability.ipynb. Tests: tests/checks/test_l02_masks_and_stability.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from course_lib import numpy_attention as ref
+from course_lib.checking import Case, Check, Mistake, Output, like
+from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, random
+from course_lib.checks.l01_attention_by_hand import ATTENTION_MISTAKES
+
+
+check_causal_mask = Check(
+    name="causal_mask",
+    points=1,
+    make_cases=lambda rng: [Case(f"n={n}", (n,)) for n in (4, 1, 2, int(rng.integers(5, 9)))],
+    implementation="course_lib.numpy_attention.causal_mask",
+    outputs=(Output("mask", dtype="bool"),),
+    mistakes=(
+        Mistake("the meaning is reversed: in this course True = may attend, so query i sees keys j <= i "
+                "(the lower triangle and the diagonal are True).", like(lambda n: ~ref.causal_mask(n))),
+        Mistake("the diagonal is missing: a token may attend to itself (j <= i, not j < i). Use np.tril(..., k=0).",
+                like(lambda n: np.tril(np.ones((n, n), dtype=bool), k=-1))),
+        Mistake("you built the upper triangle: row i is query i, and it may see keys j <= i, which is the lower "
+                "triangle (np.tril).", like(lambda n: np.triu(np.ones((n, n), dtype=bool)))),
+    ),
+    what="Boolean (n, n), True on and below the diagonal.",
+    withholds=("course_lib.attention.causal_mask", "course_lib.sparse.sliding_window_mask",
+               "course_lib.numpy_attention.attention_mask"),
+)
+
+
+def _padding_cases(rng):
+    return [
+        Case("lengths [3, 1, 4] and n=4", (np.array([3, 1, 4]), 4)),
+        Case("lengths [2, 5] and n=6", (np.array([2, 5]), 6)),
+        Case("lengths given as a Python list [1, 2, 3] and n=3", ([1, 2, 3], 3)),
+        Case("a sequence of length 0: lengths [0, 2] and n=2", (np.array([0, 2]), 2)),
+        Case("random lengths", (rng.integers(0, 8, size=5), 7)),
+    ]
+
+
+check_padding_mask = Check(
+    name="padding_mask",
+    points=1,
+    make_cases=_padding_cases,
+    implementation="course_lib.numpy_attention.padding_mask",
+    outputs=(Output("mask", dtype="bool"),),
+    mistakes=(
+        Mistake("the meaning is reversed: True must mark real tokens (which may be attended), False the padding.",
+                like(lambda lengths, n: ~ref.padding_mask(lengths, n))),
+        Mistake("off by one: a sequence of length L has real tokens at positions 0 … L-1, so use "
+                "position < length, not <=.",
+                like(lambda lengths, n: np.arange(n)[None, :] <= np.asarray(lengths)[:, None])),
+        Mistake("the mask is transposed: it must be (B, n), one row per sequence.",
+                like(lambda lengths, n: ref.padding_mask(lengths, n).T)),
+    ),
+    what="Boolean (B, n), True for the first `length` positions of each row, lists accepted.",
+    withholds=("course_lib.numpy_attention.attention_mask",),
+)
+
+
+def _masked_attention_cases(rng):
+    lengths = np.array([4, 2, 0])
+    return [
+        Case("a causal (4, 4) mask", (random(rng, 4, 3), random(rng, 4, 3), random(rng, 4, 2), ref.causal_mask(4))),
+        Case("a padding mask of shape (B=2, 1, S=5) broadcast over queries",
+             (random(rng, 2, 3, 4), random(rng, 2, 5, 4), random(rng, 2, 5, 2),
+              ref.padding_mask([5, 2], 5)[:, None, :])),
+        Case("padding and causal combined, with an all-padding sequence (its rows are fully masked)",
+             (random(rng, 3, 4, 2), random(rng, 3, 4, 2), random(rng, 3, 4, 3), ref.attention_mask(lengths, 4, True))),
+        Case("a mask whose second row is all False (that query may attend to nothing)",
+             (random(rng, 3, 4), random(rng, 4, 4), random(rng, 4, 2),
+              np.array([[1, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=bool))),
+        Case("an all-True mask (same as no mask)",
+             (random(rng, 3, 4), random(rng, 5, 4), random(rng, 5, 2), np.ones((3, 5), dtype=bool))),
+    ]
+
+
+def _masked_after_softmax(q, k, v, mask):
+    weights = ref.softmax(ref.attention_scores(q, k)) * mask
+    return weights @ v, weights
+
+
+def _large_negative(q, k, v, mask):
+    weights = ref.softmax(np.where(mask, ref.attention_scores(q, k), -1e9))
+    return weights @ v, weights
+
+
+def _nan_rows(q, k, v, mask):
+    scores = np.where(mask, ref.attention_scores(q, k), -np.inf)
+    exps = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = exps / exps.sum(axis=-1, keepdims=True)
+    return weights @ v, weights
+
+
+def _has_fully_masked_row(case) -> bool:
+    return not np.broadcast_to(case.args[3], ref.attention_scores(case.args[0], case.args[1]).shape).any(-1).all()
+
+
+check_masked_attention = Check(
+    name="masked_attention",
+    points=2,
+    make_cases=_masked_attention_cases,
+    implementation="course_lib.numpy_attention.scaled_dot_product_attention",
+    outputs=(Output("output"), Output("weights")),
+    mistakes=(
+        Mistake("the mask's meaning is reversed: True = may attend, so keep the scores where mask is True and set "
+                "them to -inf where it is False: np.where(mask, scores, -np.inf).",
+                lambda case, got, exp: any(like(variant)(Case("", case.args[:3] + (~case.args[3],)), got, exp)
+                                           for variant in (ref.scaled_dot_product_attention, _nan_rows))),
+        Mistake("the mask is applied after the softmax: masked weights are 0 but the rest no longer sum to 1. "
+                "Mask the scores (set them to -inf) before the softmax.", like(_masked_after_softmax)),
+        Mistake("a query whose keys are all masked gives NaN (exp(-inf - -inf) = exp(nan)). The course follows "
+                "torch >= 2.5: such a row gets zero weights and a zero output. Detect rows with no True in the "
+                "mask (mask.any(axis=-1)) and set them to 0.",
+                lambda case, got, exp: _has_fully_masked_row(case) and like(_nan_rows)(case, got, exp)),
+        Mistake("a query whose keys are all masked gets uniform weights: with a large negative number (or -inf "
+                "after a max shift) instead of a special case, nothing-to-attend-to becomes 'attend to every "
+                "key equally'. The course follows torch >= 2.5: such a row gets zero weights and a zero output.",
+                lambda case, got, exp: _has_fully_masked_row(case) and like(_large_negative)(case, got, exp)),
+        Mistake("NaN everywhere: multiplying the mask by -inf gives 0 * -inf = NaN at the allowed positions. Use "
+                "np.where(mask, scores, -np.inf) instead of arithmetic with -inf.",
+                lambda case, got, exp: all(np.isnan(np.asarray(g, dtype=float)).all() for g in got)),
+        *ATTENTION_MISTAKES,
+    ),
+    error_hints=(
+        (lambda case, error: "broadcast" in str(error),
+         "The mask must broadcast against the scores (..., T, S): a padding mask (B, S) needs a query axis, "
+         "mask[:, None, :]."),
+    ),
+    what="Masked keys get weight 0, the rest sum to 1, broadcast masks work, fully masked rows give zeros.",
+    withholds=COURSE_ATTENTION,
+    library=TORCH_ATTENTION,
+)
+
+
+CHECKS = (check_causal_mask, check_padding_mask, check_masked_attention)

@@ -1,0 +1,198 @@
+"""The checks of lesson 08, flash attention: the online softmax update and tiled flash attention.
+
+Lesson: notebooks/08_flash_attention.ipynb, its exercise solutions/08_flash_attention.ipynb. Tests: tests/checks/test_l08_flash_attention.py.
+"""
+from __future__ import annotations
+
+from course_lib.checking import Case, Check, Mistake, Output, like
+from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, long_inputs, mistaken_attention, tensor, torch_shape_error
+from course_lib.measure import largest_intermediate
+
+
+def _online_state(rng, rows: tuple, num_keys: int, value_dim: int, dtype: str = "float64"):
+    """A running state (m, l, out) after one block of ``num_keys`` keys, made with the course's update."""
+    from course_lib import flash
+
+    scores, values = tensor(rng, *rows, num_keys, dtype=dtype), tensor(rng, num_keys, value_dim, dtype=dtype)
+    start = flash.online_softmax_start(scores[..., :1], value_dim)
+    return flash.online_softmax_update(*start, scores, values)
+
+
+def _online_cases(rng):
+    import torch
+
+    from course_lib import flash
+
+    t = lambda *shape: tensor(rng, *shape, dtype="float64")
+    fresh = flash.online_softmax_start(torch.zeros(3, 1, dtype=torch.float64), 2)  # m = -inf, l = 0, out = 0
+    state = _online_state(rng, (3,), 4, 2)
+    high = t(3, 4) + 3  # (T, Sb) scores above everything so far: the maximum grows
+    low = t(3, 4) - 6  # scores below the maximum: m stays
+    masked = torch.full((3, 4), float("-inf"), dtype=torch.float64)
+    partly = t(3, 4)
+    partly[1] = float("-inf")  # row 1 sees only masked keys in this block
+    heads = _online_state(rng, (2, 3, 4), 6, 5)
+    single = _online_state(rng, (2, 3), 4, 3, dtype="float32")
+    return [
+        Case("the first block, from the start state m = -inf, l = 0, out = 0 (3 rows, 4 keys, Dv = 2)",
+             (*fresh, t(3, 4), t(4, 2))),
+        Case("a block whose scores raise the maximum: the old l and out must shrink by exp(m_old - m_new)",
+             (*state, high, t(4, 2))),
+        Case("a block whose scores stay below the maximum: m does not change", (*state, low, t(4, 2))),
+        Case("a fully masked first block (all scores -inf): no NaN, the state stays m = -inf, l = 0, out = 0",
+             (*fresh, masked, t(4, 2))),
+        Case("a block where one row's keys are all masked (-inf), after an earlier block",
+             (*state, partly, t(4, 2))),
+        Case("batch and heads: rows (2, 3, 4), a block of 6 keys, Dv = 5",
+             (*heads, t(2, 3, 4, 6) + 1, t(2, 3, 6, 5))),
+        Case("float32, rows (2, 3)", (*single, tensor(rng, 2, 3, 4, dtype="float32"), tensor(rng, 4, 3, dtype="float32"))),
+    ]
+
+
+def _online_variant(rescale_out=True, rescale_l=True, normalise=False, keep_m=False, nan_guard=True,
+                    inverted=False):
+    """The online softmax update with one deliberate mistake."""
+
+    def update(m, l, out, scores, values):
+        import torch
+
+        m_new = m if keep_m else torch.maximum(m, scores.amax(dim=-1))
+        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new) if nan_guard else m_new
+        rescale = torch.exp(shift - m) if inverted else torch.exp(m - shift)
+        weights = torch.exp(scores - shift.unsqueeze(-1))
+        l_new = (rescale * l if rescale_l else l) + weights.sum(-1)
+        out_new = (rescale.unsqueeze(-1) * out if rescale_out else out) + weights @ values
+        if normalise:
+            out_new = out_new / l_new.unsqueeze(-1)
+        return m_new, l_new, out_new
+
+    return update
+
+
+_RESCALE_HINT = "when the maximum grows from m to m_new, multiply the old l and out by exp(m - m_new)"
+
+check_online_softmax_update = Check(
+    name="online_softmax_update",
+    points=2,
+    make_cases=_online_cases,
+    implementation="course_lib.flash.online_softmax_update",
+    outputs=(Output("m", kind="torch"), Output("l", kind="torch"), Output("out", kind="torch")),
+    mistakes=(
+        Mistake(f"out is not rescaled: {_RESCALE_HINT} (both, not only l).", like(_online_variant(rescale_out=False))),
+        Mistake(f"l is not rescaled: {_RESCALE_HINT} (both, not only out).", like(_online_variant(rescale_l=False))),
+        Mistake("out is already divided by l: keep the running sum unnormalised and divide once at the end "
+                "(online_softmax_finish); otherwise the next block adds to an average, not a sum.",
+                like(_online_variant(normalise=True))),
+        Mistake("m never changes: the new maximum is the larger of m and this block's largest score, "
+                "torch.maximum(m, scores_block.amax(dim=-1)).", like(_online_variant(keep_m=True))),
+        Mistake("NaN for a row that has seen only masked keys: there m_new = -inf and exp(-inf - (-inf)) is NaN. "
+                "Subtract 0 instead of m_new where m_new is -inf (torch.where(torch.isinf(m_new), 0, m_new)).",
+                like(_online_variant(nan_guard=False))),
+        Mistake("the rescaling factor is upside down: the old sums were computed relative to m and must now be "
+                "relative to m_new, so multiply by exp(m - m_new) <= 1.", like(_online_variant(inverted=True))),
+    ),
+    what="Keeps m, l and the unnormalised out exact block by block: growing and steady maxima, fully masked "
+         "rows without NaN, batches and heads, float32 and float64.",
+    withholds=("course_lib.flash.online_softmax_steps",),
+)
+
+
+def _flash_cases(rng):
+    sharp = lambda *shape: tensor(rng, *shape, dtype="float64") * 4
+    return [
+        Case("T = S = 10 with block_size = 4 (T not a multiple of the block)",
+             (tensor(rng, 10, 3), tensor(rng, 10, 3), tensor(rng, 10, 2)), {"block_size": 4}),
+        Case("batch and heads (2, 3), T = 12 queries, S = 7 keys, block_size = 5",
+             (tensor(rng, 2, 3, 12, 4), tensor(rng, 2, 3, 7, 4), tensor(rng, 2, 3, 7, 4)), {"block_size": 5}),
+        Case("is_causal=True, T = S = 9, block_size = 4 (tiles above the diagonal skipped, the diagonal ones masked)",
+             (tensor(rng, 1, 9, 4), tensor(rng, 1, 9, 4), tensor(rng, 1, 9, 3)), {"is_causal": True, "block_size": 4}),
+        Case("is_causal=True with T = 5 queries and S = 9 keys (query i sees keys j <= i)",
+             (tensor(rng, 5, 4), tensor(rng, 9, 4), tensor(rng, 9, 2)), {"is_causal": True, "block_size": 3}),
+        Case("block_size = 16 >= T = 6 (one block)", (tensor(rng, 6, 4), tensor(rng, 6, 4), tensor(rng, 6, 4)),
+             {"block_size": 16}),
+        Case("block_size = 1", (tensor(rng, 5, 2), tensor(rng, 7, 2), tensor(rng, 7, 3)), {"block_size": 1}),
+        Case("float64 with large scores (a sharp softmax), block_size = 3",
+             (sharp(2, 8, 4), sharp(2, 8, 4), sharp(2, 8, 4)), {"block_size": 3}),
+        Case("(1, 2, 96, 8) with block_size = 16: no (96, 96) score matrix may be built",
+             (tensor(rng, 1, 2, 96, 8), tensor(rng, 1, 2, 96, 8), tensor(rng, 1, 2, 96, 8)), {"block_size": 16},
+             watch_memory=True),
+    ]
+
+
+def _dense_attention(query, key, value, is_causal=False, block_size=64):
+    from course_lib.attention import scaled_dot_product_attention
+
+    return scaled_dot_product_attention(query, key, value, is_causal=is_causal)[0]
+
+
+def _flash_variant(**mistake):
+    """Dense attention with one deliberate mistake, as a tiled version with that mistake would compute it."""
+    attend = mistaken_attention(**mistake)
+    return lambda query, key, value, is_causal=False, block_size=64: attend(query, key, value, is_causal=is_causal)[0]
+
+
+def _flash_diagonal_unmasked(query, key, value, is_causal=False, block_size=64):
+    """Tiled attention that skips the tiles above the diagonal but forgets to mask inside the diagonal ones."""
+    import torch
+
+    from course_lib import flash
+
+    outputs = []
+    for q_start in range(0, query.shape[-2], block_size):
+        q_block = query[..., q_start:q_start + block_size, :]  # (..., Bq, D)
+        state = flash.online_softmax_start(q_block, value.shape[-1])
+        for k_start, k_end in flash._key_blocks(q_start, q_block.shape[-2], key.shape[-2], block_size, is_causal):
+            scores = q_block @ key[..., k_start:k_end, :].transpose(-2, -1) * query.shape[-1] ** -0.5  # (..., Bq, Bk)
+            state = flash.online_softmax_update(*state, scores, value[..., k_start:k_end, :])
+        outputs.append(flash.online_softmax_finish(state[1], state[2]))
+    return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+
+
+def _no_full_score_matrix(function, case, got) -> str | None:
+    """For the large case: no tensor inside the call may be as big as (a quarter of) the (B, H, T, S) scores."""
+    if not case.watch_memory:
+        return None
+    query, key = case.args[0], case.args[1]
+    full = query.shape[:-1].numel() * key.shape[-2]  # B * H * T * S
+    largest = largest_intermediate(function, *case.args, **case.kwargs)
+    if largest >= full // 4:
+        return (f"a tensor of {largest} numbers was built inside your function; the full (B, H, T, S) scores "
+                f"hold {full}. Flash attention holds one (block_size, block_size) tile of scores per head at a "
+                f"time: loop over blocks of queries and, inside, over blocks of keys.")
+    return None
+
+
+check_flash_attention = Check(
+    name="flash_attention",
+    points=3,
+    make_cases=_flash_cases,
+    reference=_dense_attention,  # what the tiles must add up to, not the course's own tiling
+    implementation="course_lib.flash.flash_attention",
+    outputs=(Output("output", kind="torch"),),
+    mistakes=(
+        Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_flash_variant(scale=False))),
+        Mistake("is_causal=True is ignored: query i may only see keys j <= i.",
+                lambda case, got, exp: case.kwargs.get("is_causal") and like(_flash_variant(ignore_causal=True))(case, got, exp)),
+        Mistake("the tiles on the diagonal are not masked: skipping the tiles above the diagonal is not enough, "
+                "inside a tile that crosses it set the scores of keys j > i to -inf (masked_fill) before the update.",
+                lambda case, got, exp: case.kwargs.get("is_causal") and like(_flash_diagonal_unmasked)(case, got, exp)),
+    ),
+    extra=_no_full_score_matrix,
+    error_hints=(
+        (torch_shape_error,
+         "The last block is smaller when T or S is not a multiple of block_size: slice with "
+         "x[..., start:start + block_size, :] and take the block's size from the slice, not from block_size."),
+    ),
+    what="Equal to dense attention for any T, S and block size, causal included, without ever building the "
+         "(T, S) scores.",
+    withholds=("course_lib.flash.flash_attention_forward", "course_lib.flash.FlashAttentionFunction",
+               "course_lib.flash.flash_attention_backward", *COURSE_ATTENTION),
+    library=TORCH_ATTENTION,
+    memory_probe=lambda rng: Case("T = S = 4096, block_size = 64 (peak memory measured)", long_inputs(rng),
+                              {"block_size": 64}),
+    memory_advice=("Flash attention holds one (block_size, block_size) tile of scores per head at a time: loop over "
+                   "blocks of queries and, inside, over blocks of keys."),
+)
+
+
+CHECKS = (check_online_softmax_update, check_flash_attention)

@@ -1,0 +1,130 @@
+"""What every check does, whatever its lesson: it passes the course's own implementation and the solutions
+notebook, fails the blank exercise with "not implemented", never raises whatever the learner's code does, and
+prints its verdict once. The framework is course_lib/checking.py; each lesson's fixtures are in
+tests/checks/test_lNN_*.py."""
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import graded_functions
+from course_lib import checks
+from course_lib import numpy_attention as ref
+from course_lib.checking import Case, Check, CheckResult
+
+
+@pytest.fixture(scope="module")
+def solved():
+    return graded_functions("solutions")
+
+
+@pytest.fixture(scope="module")
+def blank():
+    return graded_functions("exercises")
+
+
+@pytest.mark.parametrize("name", sorted(checks.CHECKS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_check_passes_the_courses_own_implementation(name, seed):
+    result = checks.CHECKS[name].run(checks.CHECKS[name].solution, seed=seed)
+    assert result.passed, result.message
+    assert result.points == result.max_points == checks.CHECKS[name].points
+    assert result.message.startswith(f"✅ {name}")
+
+
+@pytest.mark.parametrize("name", sorted(checks.CHECKS))
+def test_check_passes_the_solutions_notebook(name, solved):
+    result = checks.CHECKS[name].run(solved[name], seed=3)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("name", sorted(checks.CHECKS))
+def test_check_fails_the_blank_exercise_with_not_implemented(name, blank):
+    result = checks.CHECKS[name].run(blank[name])
+    assert (result.passed, result.points, result.status) == (False, 0, "not-implemented")
+    assert "not implemented yet" in result.message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks never raise
+# ---------------------------------------------------------------------------------------------------------
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    shape = (3, 4)
+
+
+def raises_type_error(x, axis=-1):
+    return x + "a"
+
+
+def loops_forever(x, axis=-1):
+    while True:
+        pass
+
+
+def returns(value):
+    return lambda *args, **kwargs: value
+
+
+@pytest.mark.parametrize("function, status, says", [
+    (raises_type_error, "error", "raised UFuncTypeError"),
+    (returns(None), "failed", "expected a numpy array, got a NoneType"),
+    (returns("softmax"), "failed", "got a str"),
+    (returns({"weights": 1}), "failed", "got a dict"),
+    (returns(AlwaysEqual()), "failed", "expected a numpy array, got a AlwaysEqual"),
+    (returns(np.zeros((2, 2))), "failed", "expected shape"),
+    (returns(torch.zeros(5)), "failed", "returned a torch tensor"),
+    (42, "failed", "expected a function, got a int"),
+    (None, "failed", "expected a function, got a NoneType"),
+])
+def test_odd_functions_and_return_values_are_reported_not_raised(function, status, says):
+    result = checks.check_softmax.run(function)
+    assert (result.passed, result.status) == (False, status)
+    assert says in result.message, result.message
+
+
+def test_an_endless_loop_is_stopped_and_reported():
+    quick = Check(**{**checks.check_softmax.__dict__, "time_limit": 0.5})
+    result = quick.run(loops_forever)
+    assert result.status == "timeout" and "ran for more than 0.5 s" in result.message
+
+
+def test_exception_hint_points_at_the_likely_cause():
+    result = checks.check_attention_scores.run(lambda q, k: q @ k)
+    assert result.status == "error"
+    assert "ValueError" in result.message and "transpose" in result.message
+
+
+def test_the_verdict_is_printed_once(capsys):
+    result = checks.check_causal_mask(ref.causal_mask)
+    assert isinstance(result, CheckResult) and result.passed
+    result._ipython_display_()  # as the last value of a cell: nothing more is printed
+    assert capsys.readouterr().out.count("✅ causal_mask") == 1
+
+
+def test_hidden_cases_differ_from_the_notebook_ones():
+    seen = checks.check_softmax.make_cases(np.random.default_rng(0))
+    hidden = checks.check_softmax.make_cases(np.random.default_rng(1))
+    assert not np.array_equal(seen[0].args[0], hidden[0].args[0])
+
+
+def test_a_mistake_that_happens_to_be_right_is_not_reported():
+    # With D = 1 an unscaled score equals the scaled one: a correct answer must still pass.
+    case = Case("D = 1", (np.ones((2, 1)), np.ones((3, 1))))
+    assert checks.check_attention_scores.run(lambda q, k: q @ k.T, cases=[case]).passed
+
+
+def test_no_fixture_file_defines_a_helper_twice():
+    """Two helpers of the same name: the later one silently replaces the earlier in WRONG and RIGHT."""
+    for path in sorted(Path(__file__).parent.glob("test_l*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = Counter(node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
+        assert [name for name, count in names.items() if count > 1] == [], path.name

@@ -1,0 +1,164 @@
+"""Fixtures for the checks of lesson 01, course_lib/checks/l01_attention_by_hand.py: wrong solutions, each with the
+diagnosis a learner must see (``WRONG``), and right solutions written differently (``RIGHT``).
+tests/test_manifest.py proves that every diagnosis of these checks is triggered by a WRONG fixture and that
+every check has a RIGHT one."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from course_lib import numpy_attention as ref
+from verdicts import fixture_tests
+
+
+def naive_softmax(x, axis=-1):
+    return np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True)
+
+
+def softmax_wrong_axis(x, axis=-1):
+    return ref.softmax(x, axis=0 if np.ndim(x) > 1 else -1)
+
+
+def softmax_ignores_axis(x, axis=-1):
+    return ref.softmax(x, axis=-1)
+
+
+def softmax_no_keepdims(x, axis=-1):
+    shifted = x - np.max(x, axis=axis)
+    return np.exp(shifted) / np.sum(np.exp(shifted), axis=axis)
+
+
+def softmax_whole_sum(x, axis=-1):
+    e = np.exp(x - np.max(x))
+    return e / e.sum()
+
+
+def softmax_unnormalised(x, axis=-1):
+    return np.exp(x - np.max(x, axis=axis, keepdims=True))
+
+
+def softmax_list(x, axis=-1):
+    return ref.softmax(x, axis).tolist()
+
+
+def softmax_in_place(x, axis=-1):
+    x -= np.max(x, axis=axis, keepdims=True)
+    return ref.softmax(x, axis)
+
+
+def scores_unscaled(q, k):
+    return q @ np.swapaxes(k, -1, -2)
+
+
+def scores_by_d(q, k):
+    return q @ np.swapaxes(k, -1, -2) / q.shape[-1]
+
+
+def scores_not_transposed(q, k):
+    return q @ k / np.sqrt(q.shape[-1])
+
+
+def scores_dot_T(q, k):
+    return q @ k.T / np.sqrt(q.shape[-1])
+
+
+def scores_softmaxed(q, k):
+    return ref.softmax(ref.attention_scores(q, k))
+
+
+def scores_by_num_keys(q, k):
+    return q @ np.swapaxes(k, -1, -2) / np.sqrt(k.shape[-2])
+
+
+def attention_swapped(q, k, v):
+    output, weights = ref.scaled_dot_product_attention(q, k, v)
+    return weights, output
+
+
+def attention_only_output(q, k, v):
+    return ref.scaled_dot_product_attention(q, k, v)[0]
+
+
+def attention_wrong_axis(q, k, v):
+    weights = ref.softmax(ref.attention_scores(q, k), axis=-2)
+    return weights @ v, weights
+
+
+def attention_unscaled(q, k, v):
+    weights = ref.softmax(q @ np.swapaxes(k, -1, -2))
+    return weights @ v, weights
+
+
+def attention_no_softmax(q, k, v):
+    scores = ref.attention_scores(q, k)
+    return scores @ v, scores
+
+
+def softmax_float64_loop(x, axis=-1):
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    out = np.empty_like(x)
+    for index in np.ndindex(x.shape[:-1]):
+        row = x[index] - x[index].max()
+        out[index] = np.exp(row) / np.exp(row).sum()
+    return np.moveaxis(out, -1, axis)
+
+
+def softmax_logsumexp(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.exp(x - m - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)))
+
+
+def scores_einsum(q, k):
+    return np.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1])
+
+
+def scores_loop(q, k):
+    q, k = np.asarray(q, dtype=np.float64), np.asarray(k, dtype=np.float64)
+    out = np.zeros(q.shape[:-1] + (k.shape[-2],))
+    for index in np.ndindex(out.shape):
+        out[index] = sum(q[index[:-1]][d] * k[index[:-2] + (index[-1],)][d] for d in range(q.shape[-1]))
+    return out / math.sqrt(q.shape[-1])
+
+
+def attention_einsum(q, k, v):
+    weights = softmax_logsumexp(scores_einsum(q, k))
+    return np.einsum("...ts,...sd->...td", weights, v), weights
+
+
+def attention_as_list_tuple(q, k, v):
+    return list(ref.scaled_dot_product_attention(q, k, v))
+
+
+WRONG = [
+    ("softmax", naive_softmax, "overflow"),
+    ("softmax", softmax_wrong_axis, "wrong axis"),
+    ("softmax", softmax_ignores_axis, "ignore the `axis` argument"),
+    ("softmax", softmax_no_keepdims, "keepdims=True"),
+    ("softmax", softmax_whole_sum, "sum of the whole array"),
+    ("softmax", softmax_unnormalised, "do not sum to 1"),
+    ("softmax", softmax_list, "returned a Python list"),
+    ("softmax", softmax_in_place, "changed its inputs in place"),
+    ("attention_scores", scores_unscaled, "not scaled"),
+    ("attention_scores", scores_by_d, "divide by √D"),
+    ("attention_scores", scores_not_transposed, "transpose keys"),
+    ("attention_scores", scores_dot_T, "swap only the last two"),
+    ("attention_scores", scores_softmaxed, "before the softmax"),
+    ("attention_scores", scores_by_num_keys, "number of keys"),
+    ("scaled_dot_product_attention", attention_swapped, "swapped"),
+    ("scaled_dot_product_attention", attention_only_output, "returned only output"),
+    ("scaled_dot_product_attention", attention_wrong_axis, "wrong axis"),
+    ("scaled_dot_product_attention", attention_unscaled, "not scaled"),
+    ("scaled_dot_product_attention", attention_no_softmax, "softmax is missing"),
+]
+
+RIGHT = [
+    ("softmax", softmax_float64_loop),
+    ("softmax", softmax_logsumexp),
+    ("attention_scores", scores_einsum),
+    ("attention_scores", scores_loop),
+    ("scaled_dot_product_attention", attention_einsum),
+    ("scaled_dot_product_attention", attention_as_list_tuple),
+]
+
+test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)

@@ -1,0 +1,142 @@
+"""Fixtures for the checks of lesson 07, course_lib/checks/l07_sparse_attention.py: wrong solutions, each with the
+diagnosis a learner must see (``WRONG``), and right solutions written differently (``RIGHT``).
+tests/test_manifest.py proves that every diagnosis of these checks is triggered by a WRONG fixture and that
+every check has a RIGHT one."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from course_lib import attention, sparse
+from verdicts import fixture_tests
+
+
+def window_strict(n, window):
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    return offsets.abs() < window
+
+
+def window_causal(n, window):
+    return sparse.sliding_window_mask(n, window, is_causal=True)
+
+
+def window_numpy(n, window):
+    return sparse.sliding_window_mask(n, window).numpy()
+
+
+def strided_not_causal(n, stride):
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    return (offsets.abs() < stride) | (offsets % stride == 0)
+
+
+def strided_local_only(n, stride):
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    return (offsets >= 0) & (offsets < stride)
+
+
+def sliding_dense(query, key, value, window, is_causal=False):
+    mask = sparse.sliding_window_mask(query.shape[-2], window, is_causal=is_causal)
+    return attention.scaled_dot_product_attention(query, key, value, attn_mask=mask)[0]
+
+
+def sliding_ignores_causal(query, key, value, window, is_causal=False):
+    return sparse.sliding_window_attention(query, key, value, window)
+
+
+def sliding_strict(query, key, value, window, is_causal=False):
+    return sparse.sliding_window_attention(query, key, value, window - 1, is_causal) if window > 0 else \
+        torch.zeros(*query.shape[:-1], value.shape[-1])
+
+
+def sliding_zero_padding(query, key, value, window, is_causal=False):
+    """A banded version that pads with zero keys and forgets to mask them."""
+    length, width = query.shape[-2], window + 1 if is_causal else 2 * window + 1
+    before = window
+    after = 0 if is_causal else window
+    keys = nn.functional.pad(key, (0, 0, before, after)).unfold(-2, width, 1)  # (..., T, D, width)
+    values = nn.functional.pad(value, (0, 0, before, after)).unfold(-2, width, 1)  # (..., T, Dv, width)
+    scores = (query.unsqueeze(-2) @ keys).squeeze(-2) / math.sqrt(query.shape[-1])  # (..., T, width)
+    weights = torch.softmax(scores, dim=-1)  # padding keys (zeros) get weight
+    return (values @ weights.unsqueeze(-1)).squeeze(-1)[..., :length, :]
+
+
+def sliding_blocks_unmasked(query, key, value, window, is_causal=False):
+    """The hint's block loop, but each block attends its whole key slice: no mask for each query's own window."""
+    length, block, outputs = query.shape[-2], max(window, 16), []
+    for start in range(0, length, block):
+        stop = min(start + block, length)
+        first, last = max(0, start - window), min(length, stop + window)
+        scores = query[..., start:stop, :] @ key[..., first:last, :].transpose(-2, -1) / math.sqrt(query.shape[-1])
+        outputs.append(torch.softmax(scores, dim=-1) @ value[..., first:last, :])
+    return torch.cat(outputs, dim=-2)
+
+
+def window_loop(n, window):
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        mask[i, max(0, i - window): i + window + 1] = True
+    return mask
+
+
+def window_triangles(n, window):
+    ones = torch.ones(n, n, dtype=torch.bool)
+    return ones.triu(-window) & ones.tril(window)
+
+
+def strided_loop(n, stride):
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(i + 1):
+            mask[i, j] = i - j < stride or (i - j) % stride == 0
+    return mask
+
+
+def sliding_per_query(query, key, value, window, is_causal=False):
+    """One query at a time, with torch's attention on its own slice of keys: O(window) memory per step."""
+    length = query.shape[-2]
+    outputs = []
+    for i in range(length):
+        start, stop = max(0, i - window), (i + 1 if is_causal else min(length, i + window + 1))
+        outputs.append(nn.functional.scaled_dot_product_attention(
+            query[..., i:i + 1, :], key[..., start:stop, :], value[..., start:stop, :]))
+    return torch.cat(outputs, dim=-2)
+
+
+def sliding_masked_unfold(query, key, value, window, is_causal=False):
+    """Each query against its 2w+1 neighbours (gathered by unfold), the padding masked: O(T·window)."""
+    length, width = query.shape[-2], 2 * window + 1
+    keys = nn.functional.pad(key, (0, 0, window, window)).unfold(-2, width, 1)  # (..., T, D, width)
+    values = nn.functional.pad(value, (0, 0, window, window)).unfold(-2, width, 1)  # (..., T, Dv, width)
+    scores = (query.unsqueeze(-2) @ keys).squeeze(-2) / math.sqrt(query.shape[-1])  # (..., T, width)
+    positions = torch.arange(length)[:, None] - window + torch.arange(width)[None, :]  # (T, width)
+    allowed = (positions >= 0) & (positions < length)
+    if is_causal:
+        allowed &= positions <= torch.arange(length)[:, None]
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return (values @ weights.unsqueeze(-1)).squeeze(-1)
+
+
+WRONG = [
+    ("sliding_window_mask", window_strict, "off by one"),
+    ("sliding_window_mask", window_causal, "made it causal"),
+    ("sliding_window_mask", window_numpy, "returned a numpy array"),
+    ("strided_mask", strided_not_causal, "see the future"),
+    ("strided_mask", strided_local_only, "strided part is missing"),
+    ("sliding_window_attention", sliding_dense, "builds a (T, S) tensor"),
+    ("sliding_window_attention", sliding_ignores_causal, "is_causal=True is ignored"),
+    ("sliding_window_attention", sliding_strict, "off by one"),
+    ("sliding_window_attention", sliding_zero_padding, "padding is attended"),
+    ("sliding_window_attention", sliding_blocks_unmasked, "outside its own window"),
+]
+
+RIGHT = [
+    ("sliding_window_mask", window_loop),
+    ("sliding_window_mask", window_triangles),
+    ("strided_mask", strided_loop),
+    ("sliding_window_attention", sliding_per_query),
+    ("sliding_window_attention", sliding_masked_unfold),
+]
+
+test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)

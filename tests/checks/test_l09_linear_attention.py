@@ -1,0 +1,253 @@
+"""Fixtures for the checks of lesson 09, course_lib/checks/l09_linear_attention.py: wrong solutions, each with the
+diagnosis a learner must see (``WRONG``), and right solutions written differently (``RIGHT``).
+tests/test_manifest.py proves that every diagnosis of these checks is triggered by a WRONG fixture and that
+every check has a RIGHT one."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from course_lib import attention, linear
+from verdicts import fixture_tests
+
+
+def elu_no_plus_one(x):
+    return nn.functional.elu(x)
+
+
+def elu_as_relu(x):
+    return nn.functional.relu(x) + 1
+
+
+def elu_as_exp(x):
+    return torch.exp(x)
+
+
+def elu_numpy(x):
+    return (nn.functional.elu(x) + 1).numpy()
+
+
+def linear_features(query, key):
+    return linear.elu_feature_map(query), linear.elu_feature_map(key)
+
+
+def linear_unnormalised(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    return query_features @ (key_features.transpose(-2, -1) @ value)
+
+
+def linear_quadratic(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    weights = query_features @ key_features.transpose(-2, -1)  # (..., T, S): right values, quadratic memory
+    return weights / weights.sum(-1, keepdim=True) @ value
+
+
+def linear_softmax(query, key, value):
+    return attention.scaled_dot_product_attention(query, key, value)[0]
+
+
+def linear_elu_no_plus_one(query, key, value):
+    query_features, key_features = nn.functional.elu(query), nn.functional.elu(key)
+    summary = key_features.transpose(-2, -1) @ value
+    return query_features @ summary / (query_features @ key_features.sum(-2, keepdim=True).transpose(-2, -1))
+
+
+def linear_detached(query, key, value):
+    return linear.linear_attention(query.detach(), key.detach(), value.detach())
+
+
+def linear_scaled(query, key, value):
+    return linear.linear_attention(query / math.sqrt(query.shape[-1]), key, value)
+
+
+def causal_ignores_mask(query, key, value):
+    return linear.linear_attention(query, key, value)
+
+
+def causal_strict(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    outer = key_features.unsqueeze(-1) * value.unsqueeze(-2)
+    states = torch.cumsum(outer, dim=-3) - outer  # keys 0..i-1: its own key left out
+    normalisers = torch.cumsum(key_features, dim=-2) - key_features
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * normalisers).sum(-1, keepdim=True)
+
+
+def causal_full_normaliser(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=-3)
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * key_features.sum(-2, keepdim=True)).sum(-1, keepdim=True)
+
+
+def causal_masked_quadratic(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    weights = (query_features @ key_features.transpose(-2, -1)).tril()  # (..., T, T): right values, quadratic memory
+    return weights / weights.sum(-1, keepdim=True) @ value
+
+
+def causal_unnormalised(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=-3)
+    return (query_features.unsqueeze(-2) @ states).squeeze(-2)
+
+
+def features_without_norm(x, omega):
+    return torch.exp(x @ omega.T) / math.sqrt(omega.shape[0])
+
+
+def features_without_sqrt_m(x, omega):
+    return torch.exp(x @ omega.T - (x * x).sum(-1, keepdim=True) / 2)
+
+
+def features_by_m(x, omega):
+    return torch.exp(x @ omega.T - (x * x).sum(-1, keepdim=True) / 2) / omega.shape[0]
+
+
+def features_full_square(x, omega):
+    return torch.exp(x @ omega.T - (x * x).sum(-1, keepdim=True)) / math.sqrt(omega.shape[0])
+
+
+def features_not_transposed(x, omega):
+    return torch.exp(x @ omega - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0])
+
+
+def features_by_sqrt_d(x, omega):
+    return torch.exp(x @ omega.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(x.shape[-1])
+
+
+def elu_shifted_inside(x):
+    return nn.functional.elu(x + 1)
+
+
+def causal_cumsum_wrong_axis(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=-2)  # along D, not the positions
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * torch.cumsum(key_features, dim=-2)).sum(-1, keepdim=True)
+
+
+def causal_cumsum_dim_one(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=1)  # the positions only for (B, T, D)
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * torch.cumsum(key_features, dim=1)).sum(-1, keepdim=True)
+
+
+def causal_linear_reversed(query, key, value):
+    flip = lambda x: x.flip(-2)
+    return flip(linear.causal_linear_attention(flip(query), flip(key), flip(value)))  # keys i..T-1
+
+
+def causal_loop_in_place(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    state = torch.zeros(*query.shape[:-2], query.shape[-1], value.shape[-1], dtype=query.dtype)  # (..., D, Dv)
+    normaliser = torch.zeros(*query.shape[:-2], query.shape[-1], dtype=query.dtype)  # (..., D)
+    outputs = []
+    for i in range(query.shape[-2]):
+        state += key_features[..., i, :, None] * value[..., i, None, :]  # in place: autograd saved state
+        normaliser += key_features[..., i, :]
+        numerator = (query_features[..., i, None, :] @ state)[..., 0, :]
+        outputs.append(numerator / (query_features[..., i, :] * normaliser).sum(-1, keepdim=True))
+    return torch.stack(outputs, dim=-2)
+
+
+def causal_three_axes(query, key, value):
+    batch, length, dim = query.shape  # only (B, T, D): fails with heads
+    return linear.causal_linear_attention(query, key, value)
+
+
+def elu_by_cases(x):
+    return torch.where(x > 0, x + 1, torch.exp(torch.clamp(x, max=0)))
+
+
+def elu_by_clamps(x):
+    return torch.exp(torch.clamp(x, max=0)) + torch.clamp(x, min=0)
+
+
+def linear_einsum(query, key, value):
+    query_features, key_features = nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
+    summary = torch.einsum("...sd,...se->...de", key_features, value)  # (..., D, Dv)
+    normaliser = key_features.sum(dim=-2)  # (..., D)
+    numerators = torch.einsum("...td,...de->...te", query_features, summary)  # (..., T, Dv)
+    return numerators / torch.einsum("...td,...d->...t", query_features, normaliser)[..., None]
+
+
+def linear_summary_with_ones(query, key, value):
+    """One product for numerator and denominator: append a column of ones to the values."""
+    query_features, key_features = nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
+    ones = torch.ones(*value.shape[:-1], 1, dtype=value.dtype)
+    both = query_features @ (key_features.transpose(-2, -1) @ torch.cat([value, ones], dim=-1))  # (..., T, Dv + 1)
+    return both[..., :-1] / both[..., -1:]
+
+
+def causal_linear_loop(query, key, value):
+    query_features, key_features = nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
+    state = torch.zeros(*query.shape[:-2], query.shape[-1], value.shape[-1], dtype=query.dtype)  # (..., D, Dv)
+    normaliser = torch.zeros(*query.shape[:-2], query.shape[-1], dtype=query.dtype)  # (..., D)
+    outputs = []
+    for i in range(query.shape[-2]):
+        state = state + key_features[..., i, :, None] * value[..., i, None, :]
+        normaliser = normaliser + key_features[..., i, :]
+        numerator = (query_features[..., i, None, :] @ state)[..., 0, :]
+        outputs.append(numerator / (query_features[..., i, :] * normaliser).sum(-1, keepdim=True))
+    return torch.stack(outputs, dim=-2)
+
+
+def causal_linear_einsum(query, key, value):
+    query_features, key_features = nn.functional.elu(query) + 1, nn.functional.elu(key) + 1
+    states = torch.einsum("...td,...te->...tde", key_features, value).cumsum(dim=-3)  # (..., T, D, Dv)
+    numerators = torch.einsum("...td,...tde->...te", query_features, states)
+    denominators = torch.einsum("...td,...td->...t", query_features, key_features.cumsum(dim=-2))
+    return numerators / denominators[..., None]
+
+
+def features_einsum(x, omega):
+    projections = torch.einsum("...td,md->...tm", x, omega)
+    squared_norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) ** 2
+    return torch.exp(projections - squared_norms / 2 - 0.5 * math.log(omega.shape[0]))
+
+
+WRONG = [
+    ("elu_feature_map", elu_no_plus_one, "+ 1 is missing"),
+    ("elu_feature_map", elu_as_relu, "relu(x) + 1"),
+    ("elu_feature_map", elu_as_exp, "grows linearly"),
+    ("elu_feature_map", elu_numpy, "returned a numpy array"),
+    ("elu_feature_map", elu_shifted_inside, "+ 1 belongs outside elu"),
+    ("linear_attention", linear_unnormalised, "not normalised"),
+    ("linear_attention", linear_quadratic, "never φ(Q)φ(K)ᵀ"),
+    ("linear_attention", linear_softmax, "softmax attention"),
+    ("linear_attention", linear_elu_no_plus_one, "without + 1"),
+    ("linear_attention", linear_detached, "not connected to autograd"),
+    ("linear_attention", linear_scaled, "scaled by 1/√D"),
+    ("causal_linear_attention", causal_ignores_mask, "every query sees every key"),
+    ("causal_linear_attention", causal_strict, "off by one"),
+    ("causal_linear_attention", causal_full_normaliser, "running sum too"),
+    ("causal_linear_attention", causal_masked_quadratic, "masked (T, T) form"),
+    ("causal_linear_attention", causal_unnormalised, "not normalised"),
+    ("causal_linear_attention", causal_cumsum_wrong_axis, "must run along the positions"),
+    ("causal_linear_attention", causal_cumsum_dim_one, "must run along the positions"),
+    ("causal_linear_attention", causal_linear_reversed, "sees future keys"),
+    ("causal_linear_attention", causal_loop_in_place, "write `U = U + ...`"),
+    ("causal_linear_attention", causal_three_axes, "x[..., t, :]"),
+    ("positive_random_features", features_without_norm, "exp(-‖x‖²/2) is missing"),
+    ("positive_random_features", features_without_sqrt_m, "divide by √M"),
+    ("positive_random_features", features_by_m, "not M"),
+    ("positive_random_features", features_full_square, "half the squared norm"),
+    ("positive_random_features", features_not_transposed, "one ω_i per row"),
+    ("positive_random_features", features_by_sqrt_d, "not √D"),
+]
+
+RIGHT = [
+    ("elu_feature_map", elu_by_cases),
+    ("elu_feature_map", elu_by_clamps),
+    ("linear_attention", linear_einsum),
+    ("linear_attention", linear_summary_with_ones),
+    ("causal_linear_attention", causal_linear_loop),
+    ("causal_linear_attention", causal_linear_einsum),
+    ("positive_random_features", features_einsum),
+]
+
+test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
