@@ -37,6 +37,10 @@ class Lesson:
         return f"course_lib.checks.l{self.stem}"
 
     @property
+    def widgets_module(self) -> str | None:
+        return f"course_lib.widgets.l{self.stem}" if self.widgets else None
+
+    @property
     def checks_tests(self) -> str:
         """The check fixtures: wrong solutions with their diagnoses, and right solutions written differently."""
         return f"tests/checks/test_l{self.stem}.py"

@@ -118,10 +118,19 @@ def test_each_module_names_its_lesson_and_tests_and_the_tests_exist(lesson):
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
-def test_the_lesson_shows_its_widgets(lesson):
+def test_the_lesson_shows_its_widgets_from_its_widgets_module(lesson):
     text = (ROOT / lesson.notebook).read_text(encoding="utf-8")
+    if not lesson.widgets:
+        return
+    try:
+        module = importlib.import_module(lesson.widgets_module)
+    except ModuleNotFoundError:
+        pytest.fail(f"lesson {lesson.number:02d} shows {list(lesson.widgets)} but has no "
+                    f"{lesson.widgets_module.replace('.', '/')}.py")
+    assert lesson.notebook in (module.__doc__ or ""), f"the docstring of {lesson.widgets_module} does not name {lesson.notebook}"
     for name in lesson.widgets:
-        assert callable(getattr(widgets, name, None)), f"course_lib.widgets has no {name} (lesson {lesson.number:02d})"
+        assert callable(getattr(module, name, None)), f"{lesson.widgets_module} has no {name}"
+        assert getattr(widgets, name, None) is getattr(module, name), f"course_lib.widgets does not export {name}"
         assert f"{name}(" in text, f"{lesson.notebook} never calls widgets.{name}"
 
 
@@ -130,3 +139,12 @@ def test_the_start_page_links_the_lesson_and_its_exercise(lesson):
     start = (ROOT / "notebooks" / "00_start_here.ipynb").read_text(encoding="utf-8")
     for link in (f"{lesson.stem}.ipynb", f"../exercises/{lesson.stem}.ipynb"):
         assert f"({link})" in start, f"the start page does not link {link}"
+
+
+def test_every_lesson_module_of_checks_and_widgets_has_a_row():
+    named = {lesson.checks_module for lesson in LESSONS} | {lesson.widgets_module for lesson in LESSONS}
+    on_disk = {f"course_lib.{folder}.{path.stem}" for folder in ("checks", "widgets")
+               for path in (ROOT / "course_lib" / folder).glob("l[0-9][0-9]_*.py")}
+    assert on_disk <= named, f"lesson modules that no row names: {sorted(on_disk - named)}"
+    fixtures_on_disk = {f"tests/checks/{path.name}" for path in (ROOT / "tests" / "checks").glob("test_l[0-9][0-9]_*.py")}
+    assert fixtures_on_disk <= {lesson.checks_tests for lesson in LESSONS}, "check fixtures for a lesson without a row"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from course_lib import calling
-from course_lib.checking import CheckResult
+from course_lib.checking import CheckResult, require_status
 from course_lib.grading import files, judging, protocol, reports, sandbox
 from course_lib.grading import sources as source_analysis
 from course_lib.grading import view as course_view
@@ -373,7 +373,7 @@ class Grading:
                 f"would take {format_bytes(4 * budget)}. It builds a (T, S) tensor. {check.memory_advice}")
 
 def _finish(result: dict, status: str, notes: list[str], started: float) -> dict:
-    result["status"] = status
+    result["status"] = require_status(status, "submission")
     result["notes"] = list(notes)
     result["percent"] = round(100 * result["total"] / result["max_total"], 1) if result["max_total"] else 0.0
     result["seconds"] = round(time.monotonic() - started, 2)

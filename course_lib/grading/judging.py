@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_lib.checking import Attempt, Case, CheckResult, ErrorInfo, library_message
+from course_lib.checking import ATTEMPT_STATUSES, Attempt, Case, CheckResult, ErrorInfo, library_message
 from course_lib.grading import sources as source_analysis
 from course_lib.release import ROOT
 
@@ -184,7 +184,11 @@ def _attempt(row: dict) -> Attempt:
     info = None if not error else ErrorInfo(tuple(str(t) for t in error.get("types", ())), str(error.get("message", "")),
                                             str(error.get("line", "")))
     gradients = row.get("gradients")
-    return Attempt(str(row.get("status", "error")), got=row.get("got"), message=str(row.get("message", ""))[:2000],
+    status = str(row.get("status", "error"))
+    if status not in ATTEMPT_STATUSES:  # the sandbox's word is data: a status no worker sends was forged
+        status, row = "incomplete", {"message": "an answer came back in a form the grader never asked for, so "
+                                                "nothing can be credited."}
+    return Attempt(status, got=row.get("got"), message=str(row.get("message", ""))[:2000],
                    error=info, gradients=gradients if isinstance(gradients, dict) else None)
 
 

@@ -1,0 +1,87 @@
+"""Does a learner's function hand its job to a library function (torch's attention)? Read from its live code,
+for the check cell's hint; the grader reads the submitted source instead (:mod:`course_lib.grading.sources`).
+
+Part of :mod:`course_lib.checking`. Tests: tests/checks/test_l03_self_attention_in_pytorch.py.
+"""
+from __future__ import annotations
+
+import dis
+import types
+
+
+def library_message(name: str, used: list[str]) -> str:
+    """The verdict on a function that hands its job to a library (the check cell's and the grader's words)."""
+    return (f"your {name} uses a library function that does the whole job: {', '.join(used[:3])}. The exercise is "
+            f"to write it yourself, so it earns no points.")
+
+
+def library_used(function, library: tuple[str, ...]) -> list[str]:
+    """The ``library`` names (matched inside identifiers) that ``function`` reaches, read from its live code:
+    attributes and imports in its bytecode, the objects its global names are bound to, string constants given
+    to ``getattr``, and the same in the learner's own functions and classes that it calls (followed through
+    globals, closures and decorators). The check cell's hint; the grader reads the submitted source instead
+    (:mod:`course_lib.grading.sources`)."""
+    found: list[str] = []
+    todo, seen = [function], set()
+
+    def hit(text: str, where: str) -> None:
+        if isinstance(text, str) and any(name in text for name in library):
+            found.append(f"`{text[:60]}` ({where})")
+
+    while todo:
+        target = todo.pop()
+        if id(target) in seen:
+            continue
+        seen.add(id(target))
+        if isinstance(target, type):  # its methods, and its bases that the learner wrote too
+            todo += [getattr(v, "__func__", getattr(v, "fget", v)) for v in vars(target).values()]
+            todo += [base for base in target.__mro__[1:] if base.__module__ == target.__module__]
+            continue
+        code = getattr(target, "__code__", None)
+        if not isinstance(code, types.CodeType):
+            continue
+        scope = getattr(target, "__globals__", {})
+        todo += [c.cell_contents for c in (target.__closure__ or ()) if _cell_filled(c)]
+        codes = [code]
+        while codes:
+            current = codes.pop()
+            where = f"in `{current.co_name}`"
+            codes += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+            names = {i.argval for i in dis.get_instructions(current) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+            owner = None  # the module an attribute is read from, when it is a global name
+            for instruction in dis.get_instructions(current):
+                if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAME", "IMPORT_FROM"):
+                    if owner is not SELF and not getattr(owner, "__name__", "").startswith("course_lib"):
+                        hit(instruction.argval, where)  # (the course's is withheld instead; self.x is the learner's)
+                if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                    owner = scope.get(instruction.argval)
+                else:
+                    owner = SELF if instruction.opname == "LOAD_FAST" and instruction.argval in ("self", "cls") else None
+            if names & {"getattr", "vars"}:
+                for constant in current.co_consts:
+                    hit(constant, where)
+            for name in names:
+                value = scope.get(name)
+                if _is_learners(value, scope):
+                    todo.append(value)
+                elif callable(value):
+                    hit(getattr(value, "__name__", ""), f"`{name}` {where}")
+    return list(dict.fromkeys(found))
+
+
+SELF = object()  # an attribute read from self or cls
+
+
+def _cell_filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _is_learners(value, scope: dict) -> bool:
+    """A function or class defined in the learner's notebook (the same globals), not a library's."""
+    if isinstance(value, type):
+        return value.__module__ == scope.get("__name__")
+    return getattr(value, "__globals__", None) is scope
