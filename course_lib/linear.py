@@ -305,8 +305,3 @@ def performer_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     query_features = torch.exp(query_logits - query_logits.amax(dim=-1, keepdim=True))  # (..., T, M)
     key_features = torch.exp(key_logits - key_logits.amax(dim=(-2, -1), keepdim=True))  # (..., S, M)
     return kernel_attention(query_features, key_features, value)  # (..., T, Dv)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Measuring
-# ----------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib.attention import scaled_dot_product_attention
+from course_lib.attention import causal_mask, scaled_dot_product_attention
 from course_lib.validation import require_mask_shape, require_rank
 
 
@@ -50,9 +50,10 @@ def grouped_query_attention(
 
     query (..., H, T, D), key (..., Hkv, S, D), value (..., Hkv, S, Dv), ``H`` a multiple of ``Hkv``: query
     head ``h`` uses key/value head ``h // (H / Hkv)``, as torch's ``enable_gqa=True`` does. ``Hkv = H`` is
-    multi-head attention, ``Hkv = 1`` multi-query attention. The query heads are grouped by a view and the
-    keys broadcast over each group, so keys and values are never copied. ``attn_mask`` broadcasts to
-    (..., H, T, S), with lesson 03's conventions.
+    multi-head attention, ``Hkv = 1`` multi-query attention. The G = H / Hkv query heads of a group are
+    viewed as G·T rows of queries against their group's key/value head, so keys and values are never copied
+    (a broadcast matmul would copy them G times). ``attn_mask`` broadcasts to (..., H, T, S), with lesson 03's
+    conventions; it is laid out like the queries (a copy of the mask, not of the keys).
     """
     for name, tensor in (("query", query), ("key", key), ("value", value)):
         require_rank(name, tensor, at_least=3)
@@ -63,16 +64,31 @@ def grouped_query_attention(
     if num_heads % num_kv_heads:
         raise ValueError(f"query has {num_heads} heads but key and value have {num_kv_heads}: the number of query "
                          f"heads must be a multiple of the number of key/value heads")
-    groups = num_heads // num_kv_heads
-    queries = query.unflatten(-3, (num_kv_heads, groups))  # (..., Hkv, G, T, D): a view, no copy
-    keys, values = key.unsqueeze(-3), value.unsqueeze(-3)  # (..., Hkv, 1, S, D): shared by the G heads of a group
-    if attn_mask is not None and attn_mask.dim() >= 3:
+    groups, length = num_heads // num_kv_heads, query.shape[-2]
+    # the G query heads of a group become G·T rows against the group's one key/value head: a view, no copy
+    queries = query.unflatten(-3, (num_kv_heads, groups)).flatten(-3, -2)  # (..., Hkv, G·T, D)
+    if is_causal and attn_mask is not None:
+        raise ValueError("pass either attn_mask or is_causal=True, not both (as torch requires)")
+    if is_causal:
+        attn_mask = causal_mask(length, key.shape[-2], device=query.device)  # (T, S): the rows of each head
+    if attn_mask is not None:
         require_mask_shape(attn_mask, query.shape[:-1] + key.shape[-2:-1], name="attn_mask")
-        # the mask's head axis: size 1 broadcasts over all heads; size H splits into (Hkv, G) like the queries
-        attn_mask = attn_mask.unsqueeze(-3) if attn_mask.shape[-3] == 1 else attn_mask.unflatten(-3, (num_kv_heads, groups))
-    output, weights = scaled_dot_product_attention(queries, keys, values, attn_mask=attn_mask, is_causal=is_causal,
-                                                   scale=scale)  # (..., Hkv, G, T, Dv), (..., Hkv, G, T, S)
+        attn_mask = _group_mask(attn_mask, query.shape[:-1] + key.shape[-2:-1], num_kv_heads, groups)
+    output, weights = scaled_dot_product_attention(queries, key, value, attn_mask=attn_mask,
+                                                   scale=scale)  # (..., Hkv, G·T, Dv), (..., Hkv, G·T, S)
+    output = output.unflatten(-2, (groups, length))  # (..., Hkv, G, T, Dv)
+    weights = weights.unflatten(-2, (groups, length))  # (..., Hkv, G, T, S)
     return output.flatten(-4, -3), weights.flatten(-4, -3)  # (..., H, T, Dv), (..., H, T, S)
+
+
+def _group_mask(attn_mask: torch.Tensor, scores_shape: torch.Size, num_kv_heads: int, groups: int) -> torch.Tensor:
+    """A mask that broadcasts to (..., H, T, S), laid out like the grouped queries: (..., Hkv, G·T, S)."""
+    if attn_mask.dim() < 3 or attn_mask.shape[-3] == 1:  # the same mask for every head
+        per_head = attn_mask.expand(*scores_shape[:-3], 1, *scores_shape[-2:])  # (..., 1, T, S)
+        per_head = per_head.unsqueeze(-3).expand(*scores_shape[:-3], 1, groups, *scores_shape[-2:])  # (..., 1, G, T, S)
+    else:
+        per_head = attn_mask.expand(scores_shape).unflatten(-3, (num_kv_heads, groups))  # (..., Hkv, G, T, S)
+    return per_head.flatten(-3, -2)  # (..., Hkv or 1, G·T, S)
 
 
 def mask_from_torch(mask: torch.Tensor | None) -> torch.Tensor | None:

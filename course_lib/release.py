@@ -50,10 +50,6 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
-def write_notebook(notebook: nbformat.NotebookNode, path: Path) -> None:
-    path.write_text(notebook_text(notebook), encoding="utf-8")
-
-
 def notebook_text(notebook: nbformat.NotebookNode) -> str:
     """The canonical JSON of a notebook (what is committed), so that regenerating is byte-for-byte stable."""
     return nbformat.writes(notebook, version=4) + "\n"

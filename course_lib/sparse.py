@@ -20,7 +20,8 @@ from course_lib.validation import require_matching_features, require_rank
 
 
 def _require_whole(**values: int) -> None:
-    """Raise unless each value is a whole number >= its minimum (names ending in 'window' may be 0)."""
+    """Raise unless each value is a whole number: at least 0 for window, extra, num_random and num_global (a
+    pattern may have none of them), at least 1 for every other count (sizes, strides, lengths)."""
     for name, value in values.items():
         smallest = 0 if name in ("window", "extra", "num_random", "num_global") else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < smallest:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,21 +121,24 @@ def test_the_progress_bar_reports_every_submission(bad_batch):
     assert f"{len(results)}/{len(results)}" in progress
 
 
-def test_a_rerun_skips_graded_files_unless_forced_or_changed(bad_batch, tmp_path):
+def test_a_rerun_skips_graded_files_unless_forced_or_changed(bad_batch, tmp_path, monkeypatch):
     results, expected, one_wrong, out, _ = bad_batch
+    graded = []  # the files the batch really grades (a stored result is not graded again)
+    real = grade.grade_safely
+    monkeypatch.setattr(grade, "grade_safely", lambda path, context: graded.append(Path(path).name) or real(path, context))
     stream = io.StringIO()
     again = grade.grade_batch([one_wrong], out, FAST, progress=grade.Progress(0, skipped=1, stream=stream))
     assert "skipping 1 already graded" in stream.getvalue()
-    assert again[0]["seconds"] == results[one_wrong]["seconds"]  # the stored result, not a new grading
+    assert graded == [] and again[0] == results[one_wrong]  # the stored result, not a new grading
     copy = tmp_path / "copy.ipynb"
     copy.write_bytes(one_wrong.read_bytes())
     out2 = tmp_path / "grades.csv"
     first = grade.grade_batch([copy], out2, FAST, progress=grade.Progress(1, stream=io.StringIO()))[0]
     forced = grade.grade_batch([copy], out2, FAST, force=True, progress=grade.Progress(1, stream=io.StringIO()))[0]
-    assert forced["seconds"] != first["seconds"] and forced["total"] == first["total"]
+    assert graded == ["copy.ipynb", "copy.ipynb"] and forced["total"] == first["total"]
     copy.write_bytes((ROOT / "solutions" / "01_attention_by_hand.ipynb").read_bytes())  # the learner resubmits
     changed = grade.grade_batch([copy], out2, FAST, progress=grade.Progress(1, stream=io.StringIO()))[0]
-    assert changed["total"] == changed["max_total"] == 4
+    assert graded[-1] == "copy.ipynb" and changed["total"] == changed["max_total"] == 4
 
 
 def test_single_submission_prints_a_table_or_json(capsys):
@@ -160,9 +166,11 @@ def test_the_grader_exits_non_zero_only_when_it_cannot_run(capsys, monkeypatch, 
     assert says in capsys.readouterr().err
 
 
-def test_the_console_script_is_declared():
-    text = (ROOT / "pyproject.toml").read_text()
-    assert 'course-grade = "course_lib.grading.batch:main"' in text
+def test_the_console_script_runs():
+    script = shutil.which("course-grade", path=str(Path(sys.executable).parent))
+    assert script, "course-grade is not installed next to this Python (pip install -e . declares it)"
+    done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "usage: course-grade" in done.stdout, done.stderr
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -230,15 +238,6 @@ def test_the_sandbox_s_course_library_refuses_what_does_the_exercise_s_job(tmp_p
     assert len(lines) == 5 and all("not available while grading" in line for line in lines[:3] + lines[4:]), done
     assert "course_lib.linear.kernel_attention is not available" in lines[1]
     assert lines[3] == "torch.Size([4, 2])"
-
-
-def test_every_check_names_an_implementation_that_passes_it():
-    import importlib
-
-    for name, check in checks.CHECKS.items():
-        module, _, attribute = check.implementation.rpartition(".")
-        implementation = getattr(importlib.import_module(module), attribute)
-        assert check.run(implementation, seed=1001).passed, name
 
 
 def test_only_the_earlier_graded_functions_are_lent_with_the_exercise_s_signature():

@@ -64,7 +64,6 @@ def test_causal_linear_attention_three_ways_agree(inputs):
     recurrent = linear.recurrent_linear_attention(query, key, value)
     assert torch.allclose(cumulative, masked, **EXACT), (cumulative - masked).abs().max()
     assert torch.allclose(recurrent, masked, **EXACT), (recurrent - masked).abs().max()
-    assert torch.equal(linear.linear_attention(query, key, value, is_causal=True), cumulative)
 
 
 def test_elu_feature_map_is_x_plus_one_above_zero_and_exp_below():

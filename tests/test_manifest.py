@@ -148,3 +148,11 @@ def test_every_lesson_module_of_checks_and_widgets_has_a_row():
     assert on_disk <= named, f"lesson modules that no row names: {sorted(on_disk - named)}"
     fixtures_on_disk = {f"tests/checks/{path.name}" for path in (ROOT / "tests" / "checks").glob("test_l[0-9][0-9]_*.py")}
     assert fixtures_on_disk <= {lesson.checks_tests for lesson in LESSONS}, "check fixtures for a lesson without a row"
+
+
+def test_the_package_docstring_lists_every_lesson_module():
+    import course_lib
+
+    for lesson in LESSONS:
+        for name in lesson.modules:
+            assert f":mod:`{name}`" in course_lib.__doc__, f"course_lib/__init__.py's docstring does not list {name}"

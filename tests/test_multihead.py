@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from course_lib.multihead import MultiHeadAttention, mask_from_torch, merge_heads, split_heads
+from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.multihead import MultiHeadAttention, grouped_query_attention, mask_from_torch, merge_heads, split_heads
 
 TOLERANCE = dict(atol=1e-6, rtol=1e-6)
 
@@ -107,8 +109,6 @@ def test_bad_input_raises_a_value_error_that_names_the_shapes(make, message):
 
 @st.composite
 def grouped_inputs(draw):
-    from course_lib.attention import causal_mask
-
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     num_kv_heads, groups = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     batch, length, source = draw(st.integers(1, 3)), draw(st.integers(1, 8)), draw(st.integers(1, 8))
@@ -130,8 +130,6 @@ def grouped_inputs(draw):
 @settings(max_examples=200, deadline=None)
 @given(grouped_inputs())
 def test_grouped_query_attention_equals_torch_enable_gqa(inputs):
-    from course_lib.multihead import grouped_query_attention
-
     query, key, value, options = inputs
     output, weights = grouped_query_attention(query, key, value, **options)
     expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, enable_gqa=True, **options)
@@ -139,22 +137,35 @@ def test_grouped_query_attention_equals_torch_enable_gqa(inputs):
     assert torch.allclose(output, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_grouped_query_attention_shares_kv_head_h_over_groups_and_copies_nothing():
-    from course_lib.multihead import grouped_query_attention
-
+def test_grouped_query_attention_shares_kv_head_h_over_groups():
     torch.manual_seed(0)
     query, key, value = torch.randn(1, 4, 3, 2), torch.randn(1, 2, 5, 2), torch.randn(1, 2, 5, 2)
     output, _ = grouped_query_attention(query, key, value)
     for head in range(4):  # query heads 0, 1 use KV head 0; heads 2, 3 use KV head 1
-        from course_lib.attention import scaled_dot_product_attention
-
         alone, _ = scaled_dot_product_attention(query[:, head], key[:, head // 2], value[:, head // 2])
         assert torch.allclose(output[:, head], alone, atol=1e-6)
 
 
-def test_multihead_module_with_fewer_kv_heads():
-    from course_lib.attention import causal_mask
+@pytest.mark.parametrize("options", [{}, {"is_causal": True}, {"attn_mask": torch.ones(7, 5, dtype=torch.bool)}])
+def test_grouped_query_attention_never_copies_the_keys_or_values(options):
+    """No tensor built inside holds more (S, D) blocks than key and value have: the heads share, not repeat."""
+    built = []
 
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            built.extend(t for t in (result if isinstance(result, (tuple, list)) else (result,))
+                         if isinstance(t, torch.Tensor))
+            return result
+
+    query, key, value = torch.randn(2, 6, 7, 3), torch.randn(2, 2, 5, 3), torch.randn(2, 2, 5, 4)  # G = 3
+    with Record():
+        grouped_query_attention(query, key, value, **options)
+    blocks = [t for t in built if tuple(t.shape[-2:]) in ((5, 3), (3, 5), (5, 4), (4, 5))]  # (S, D) or (S, Dv)
+    assert blocks and max(t.numel() for t in blocks) <= value.numel()  # a repeat would hold 3x as many
+
+
+def test_multihead_module_with_fewer_kv_heads():
     torch.manual_seed(0)
     layer = MultiHeadAttention(12, 6, num_kv_heads=2)
     assert layer.key.weight.shape == (4, 12) and layer.value.weight.shape == (4, 12)  # 2 KV heads of D = 2
@@ -177,10 +188,10 @@ def test_multihead_module_with_fewer_kv_heads():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: MultiHeadAttention(12, 6, num_kv_heads=4), "num_heads=6 is not divisible by num_kv_heads=4"),
-    (lambda: __import__("course_lib.multihead").multihead.grouped_query_attention(
+    (lambda: grouped_query_attention(
         torch.randn(1, 6, 2, 4), torch.randn(1, 4, 2, 4), torch.randn(1, 4, 2, 4)),
      "query has 6 heads but key and value have 4"),
-    (lambda: __import__("course_lib.multihead").multihead.grouped_query_attention(
+    (lambda: grouped_query_attention(
         torch.randn(1, 4, 2, 4), torch.randn(1, 2, 2, 4), torch.randn(1, 1, 2, 4)), "key has 2 heads but value has 1"),
 ])
 def test_grouped_bad_input(make, message):
