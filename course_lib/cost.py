@@ -14,17 +14,10 @@ import torch
 
 from course_lib.attention import causal_mask
 from course_lib.multihead import MultiHeadAttention, grouped_query_attention, merge_heads, split_heads
-from course_lib.validation import require_rank
+from course_lib.validation import require_rank, require_whole_numbers
 
 # Bytes per number for the dtypes of the context-window calculator.
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
-
-
-def _require_counts(**counts: int) -> None:
-    """Raise unless every count is a positive whole number, naming the first that is not."""
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -38,7 +31,7 @@ def attention_flops(num_queries: int, num_keys: int, head_dim: int, num_heads: i
     The weighted sum ``weights @ V`` takes as many. The softmax adds a few operations per score (``O(T·S)``),
     negligible next to ``D`` of them per score.
     """
-    _require_counts(num_queries=num_queries, num_keys=num_keys, head_dim=head_dim, num_heads=num_heads,
+    require_whole_numbers(num_queries=num_queries, num_keys=num_keys, head_dim=head_dim, num_heads=num_heads,
                     batch_size=batch_size)
     return 4 * batch_size * num_heads * num_queries * num_keys * head_dim
 
@@ -46,7 +39,7 @@ def attention_flops(num_queries: int, num_keys: int, head_dim: int, num_heads: i
 def score_matrix_bytes(num_queries: int, num_keys: int, num_heads: int = 1, batch_size: int = 1,
                        bytes_per_value: int = 4) -> int:
     """Bytes of the scores (B, H, T, S): one number per query, key and head. Naive attention keeps several."""
-    _require_counts(num_queries=num_queries, num_keys=num_keys, num_heads=num_heads, batch_size=batch_size,
+    require_whole_numbers(num_queries=num_queries, num_keys=num_keys, num_heads=num_heads, batch_size=batch_size,
                     bytes_per_value=bytes_per_value)
     return batch_size * num_heads * num_queries * num_keys * bytes_per_value
 
@@ -59,7 +52,7 @@ def kv_cache_bytes(num_layers: int, num_kv_heads: int, head_dim: int, length: in
     grouped-query attention a few, multi-head attention as many as query heads. ``bytes_per_value`` is 2 for
     float16/bfloat16, the usual inference dtypes.
     """
-    _require_counts(num_layers=num_layers, num_kv_heads=num_kv_heads, head_dim=head_dim, length=length,
+    require_whole_numbers(num_layers=num_layers, num_kv_heads=num_kv_heads, head_dim=head_dim, length=length,
                     batch_size=batch_size, bytes_per_value=bytes_per_value)
     return 2 * num_layers * batch_size * num_kv_heads * length * head_dim * bytes_per_value
 
@@ -77,7 +70,7 @@ class KVCache:
 
     def __init__(self, batch_size: int, num_kv_heads: int, max_length: int, head_dim: int,
                  dtype: torch.dtype = torch.float32):
-        _require_counts(batch_size=batch_size, num_kv_heads=num_kv_heads, max_length=max_length, head_dim=head_dim)
+        require_whole_numbers(batch_size=batch_size, num_kv_heads=num_kv_heads, max_length=max_length, head_dim=head_dim)
         self.keys = torch.zeros(batch_size, num_kv_heads, max_length, head_dim, dtype=dtype)  # (B, Hkv, L, D)
         self.values = torch.zeros_like(self.keys)  # (B, Hkv, L, D)
         self.length = 0

@@ -25,7 +25,8 @@ import torch
 from torch.nn import functional as F
 
 from course_lib.attention import SelfAttention, causal_mask
-from course_lib.validation import require_attention_inputs, require_matching_features, require_rank
+from course_lib.validation import (require_attention_inputs, require_matching_features, require_rank,
+                                   require_whole_numbers)
 
 
 def _require_self_attention(query: torch.Tensor, key: torch.Tensor) -> None:
@@ -154,8 +155,7 @@ def chunked_causal_linear_attention(query: torch.Tensor, key: torch.Tensor, valu
     """
     require_attention_inputs(query, key, value)
     _require_self_attention(query, key)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+    require_whole_numbers(chunk_size=chunk_size)
     batch_shape, length = query.shape[:-2], query.shape[-2]
     padding = -length % chunk_size  # positions added at the end so that the chunks tile the sequence
     query_features = F.pad(elu_feature_map(query), (0, 0, 0, padding), value=1.0)  # (..., T', D): never 0/0
@@ -183,9 +183,7 @@ def chunked_causal_linear_attention(query: torch.Tensor, key: torch.Tensor, valu
 def recurrent_state_bytes(head_dim: int, value_dim: int | None = None, bytes_per_value: int = 4) -> int:
     """Bytes of one head's recurrent state (U, z): D·Dv + D numbers, whatever the length of the sequence."""
     value_dim = head_dim if value_dim is None else value_dim
-    for name, count in (("head_dim", head_dim), ("value_dim", value_dim), ("bytes_per_value", bytes_per_value)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {count!r}")
+    require_whole_numbers(head_dim=head_dim, value_dim=value_dim, bytes_per_value=bytes_per_value)
     return (head_dim * value_dim + head_dim) * bytes_per_value
 
 
@@ -198,10 +196,7 @@ def linear_attention_flops(num_queries: int, num_keys: int, head_dim: int, value
     (:func:`course_lib.cost.attention_flops`).
     """
     value_dim = head_dim if value_dim is None else value_dim
-    for name, count in (("num_queries", num_queries), ("num_keys", num_keys), ("head_dim", head_dim),
-                        ("value_dim", value_dim)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {count!r}")
+    require_whole_numbers(num_queries=num_queries, num_keys=num_keys, head_dim=head_dim, value_dim=value_dim)
     return 2 * (num_queries + num_keys) * head_dim * (value_dim + 1)
 
 
@@ -233,9 +228,7 @@ def sample_omega(num_features: int, dim: int, orthogonal: bool = True, generator
     have as a Gaussian vector (Performer's ORF): the features then cover the directions more evenly, which
     lowers the estimate's variance at no cost. M > D takes several independent blocks.
     """
-    for name, count in (("num_features", num_features), ("dim", dim)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {count!r}")
+    require_whole_numbers(num_features=num_features, dim=dim)
     gaussian = torch.randn(num_features, dim, generator=generator, dtype=torch.float64)  # (M, D)
     if not orthogonal:
         return gaussian.to(dtype)

@@ -16,16 +16,14 @@ import math
 import torch
 
 from course_lib.attention import masked_softmax
-from course_lib.validation import require_matching_features, require_rank
+from course_lib.validation import require_matching_features, require_rank, require_whole_numbers
 
 
 def _require_whole(**values: int) -> None:
     """Raise unless each value is a whole number: at least 0 for window, extra, num_random and num_global (a
     pattern may have none of them), at least 1 for every other count (sizes, strides, lengths)."""
     for name, value in values.items():
-        smallest = 0 if name in ("window", "extra", "num_random", "num_global") else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
-            raise ValueError(f"{name} must be a whole number >= {smallest}, got {value!r}")
+        require_whole_numbers(0 if name in ("window", "extra", "num_random", "num_global") else 1, **{name: value})
 
 
 def _offsets(num_queries: int, num_keys: int) -> torch.Tensor:

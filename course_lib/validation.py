@@ -12,6 +12,14 @@ def _shape(x) -> tuple[int, ...]:
     return tuple(int(n) for n in x.shape)
 
 
+def require_whole_numbers(smallest: int = 1, **counts) -> None:
+    """Raise unless every count is a whole number (an int, not a bool) >= ``smallest``, naming the first that is not."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+            wanted = "a positive whole number" if smallest == 1 else f"a whole number >= {smallest}"
+            raise ValueError(f"{name} must be {wanted}, got {value!r}")
+
+
 def require_rank(name: str, x, at_least: int = 1, at_most: int | None = None) -> None:
     """Raise unless ``x`` has between ``at_least`` and ``at_most`` axes."""
     rank = len(_shape(x))

@@ -107,7 +107,7 @@ def test_fixed_global_dilated_random_and_bigbird_patterns():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: sparse.sliding_window_mask(4, -1), "window must be a whole number >= 0, got -1"),
-    (lambda: sparse.strided_mask(4, 0), "stride must be a whole number >= 1, got 0"),
+    (lambda: sparse.strided_mask(4, 0), "stride must be a positive whole number, got 0"),
     (lambda: sparse.global_mask(4, [5]), "global tokens must be positions in 0..3"),
     (lambda: sparse.reachable(torch.ones(3, 4, dtype=torch.bool), 2), "square"),
     (lambda: sparse.sliding_window_attention(torch.randn(5, 4), torch.randn(5, 3), torch.randn(5, 3), 2),
