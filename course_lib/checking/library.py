@@ -49,7 +49,15 @@ def library_used(function, library: tuple[str, ...]) -> list[str]:
             codes += [c for c in current.co_consts if isinstance(c, types.CodeType)]
             names = {i.argval for i in dis.get_instructions(current) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
             owner = None  # the module an attribute is read from, when it is a global name
+            previous = None
             for instruction in dis.get_instructions(current):
+                if instruction.opname == "KW_NAMES" or (instruction.opname in ("CALL_KW", "CALL_FUNCTION_KW")
+                                                        and previous is not None and previous.opname == "LOAD_CONST"):
+                    keywords = (current.co_consts[instruction.arg] if instruction.opname == "KW_NAMES"  # 3.11
+                                else previous.argval)
+                    for keyword in keywords if isinstance(keywords, tuple) else ():
+                        hit(keyword, f"a keyword {where}")  # e.g. enable_gqa=True
+                previous = instruction
                 if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAME", "IMPORT_FROM"):
                     if owner is not SELF and not getattr(owner, "__name__", "").startswith("course_lib"):
                         hit(instruction.argval, where)  # (the course's is withheld instead; self.x is the learner's)

@@ -68,35 +68,3 @@ COURSE_ATTENTION = (
 TORCH_MODULE_ATTENTION = ("multi_head_attention", "MultiheadAttention", "Transformer")  # whole attention layers
 TORCH_ATTENTION = ("scaled_dot_product", *TORCH_MODULE_ATTENTION,
                    "flash_attention_forward", "_efficient_attention")  # F.sdpa, F.mha_forward, the aten ops
-def mistaken_attention(scale=True, axis=-1, reverse_bool=False, multiply_float=False, ignore_causal=False,
-                   upper_causal=False, nan_rows=False, after_softmax=False, add_bool=False, large_negative=False):
-    """torch-style attention (lessons 03 and 08) as a learner might get it wrong; each flag is one mistake."""
-
-    def attend(query, key, value, attn_mask=None, is_causal=False):
-        import torch
-
-        from course_lib.attention import masked_softmax
-
-        scores = query @ key.transpose(-2, -1)  # (..., T, S)
-        if scale:
-            scores = scores / query.shape[-1] ** 0.5
-        if is_causal and not ignore_causal:
-            ones = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool)
-            attn_mask = ones.triu() if upper_causal else ones.tril()  # (T, S)
-        if attn_mask is not None and attn_mask.dtype == torch.bool:
-            if after_softmax:
-                weights = torch.softmax(scores, dim=-1) * attn_mask
-                return weights @ value, weights
-            if add_bool:
-                scores = scores + attn_mask
-            else:
-                fill = -1e9 if large_negative else float("-inf")
-                scores = scores.masked_fill(attn_mask if reverse_bool else ~attn_mask, fill)
-        elif attn_mask is not None:
-            scores = scores * attn_mask if multiply_float else scores + attn_mask
-        weights = torch.softmax(scores, dim=axis) if (nan_rows or axis != -1) else masked_softmax(scores)
-        return weights @ value, weights
-
-    return attend
-
-

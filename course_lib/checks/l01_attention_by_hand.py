@@ -1,6 +1,7 @@
 """The checks of lesson 01, attention by hand: softmax, the scaled scores and attention in numpy.
 
-Lesson: notebooks/01_attention_by_hand.ipynb, its exercise solutions/01_attention_by_hand.ipynb. Tests: tests/checks/test_l01_attention_by_hand.py.
+Lesson: notebooks/01_attention_by_hand.ipynb, its exercise solutions/01_attention_by_hand.ipynb.
+Tests: tests/checks/test_l01_attention_by_hand.py.
 """
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, matmul_error, random, rank
 
 
+# softmax ---------------------------------------------------------------------------------------------------
+
 def _softmax_cases(rng):
+    vector, rows, square = random(rng, 5), random(rng, 3, 4), random(rng, 4, 4)
     return [
-        Case("a vector of 5 scores", (random(rng, 5),)),
-        Case("a (3, 4) matrix, softmax along each row (axis=-1)", (random(rng, 3, 4),)),
-        Case("a (4, 4) matrix (square, so a wrong axis cannot hide behind a shape error)", (random(rng, 4, 4),)),
+        Case("a vector of 5 scores", (vector,)),
+        # the square matrix comes before the (3, 4) one: there a missing keepdims gives wrong numbers, not an error
+        Case("a (4, 4) matrix (square, so a wrong axis cannot hide behind a shape error)", (square,)),
+        Case("a (3, 4) matrix, softmax along each row (axis=-1)", (rows,)),
         Case("a (2, 3, 5) batch", (random(rng, 2, 3, 5),)),
         Case("a (3, 4) matrix with axis=0 (columns sum to 1)", (random(rng, 3, 4),), {"axis": 0}),
         Case("large logits [[1000, 1001, 1002]] (overflow test)", (np.array([[1000.0, 1001.0, 1002.0]]),)),
@@ -24,18 +29,48 @@ def _softmax_cases(rng):
     ]
 
 
+def _overflowed(case, got, expected) -> bool:
+    """Large logits gave inf or NaN: np.exp without subtracting the maximum first."""
+    return np.abs(case.args[0]).max() > 100 and not np.isfinite(np.asarray(got, dtype=float)).all()
+
+
+def _softmax_over_the_last_axis(x, axis=-1):
+    """A softmax that ignores its `axis` argument: always along the last axis."""
+    return ref.softmax(x, axis=-1)
+
+
+def _axis_ignored(case, got, expected) -> bool:
+    """Asked for another axis, the answer is the softmax along the last one."""
+    return "axis" in case.kwargs and like(_softmax_over_the_last_axis)(case, got, expected)
+
+
+def _softmax_over_the_wrong_axis(x, axis=-1):
+    """Asked for rows (axis=-1), the softmax runs down the columns (axis=-2)."""
+    return ref.softmax(x, axis=-2)
+
+
+def _divided_by_the_whole_sum(x, axis=-1):
+    """Exponentials divided by the sum of the whole array, not by the sum along `axis`."""
+    exps = np.exp(x - x.max())  # same shape as x
+    return exps / exps.sum()
+
+
+def _max_and_sum_without_keepdims(x, axis=-1):
+    """np.max and np.sum without keepdims=True: a square matrix broadcasts their (rows,) results along rows."""
+    exps = np.exp(x - np.max(x, axis=axis))  # (n, n) - (n,): row i loses the maximum of row j
+    return exps / np.sum(exps, axis=axis)
+
+
 def _rows_do_not_sum_to_one(case, got, expected) -> bool:
+    """The weights along the axis do not sum to 1: the division by their sum is missing or wrong."""
     axis = case.kwargs.get("axis", -1)
     sums = np.sum(np.asarray(got, dtype=float), axis=axis)
     return got.shape == expected.shape and not np.allclose(sums, 1.0, atol=1e-4)
 
 
-def _overflowed(case, got, expected) -> bool:
-    return np.abs(case.args[0]).max() > 100 and not np.isfinite(np.asarray(got, dtype=float)).all()
-
-
-def _softmax_no_keepdims(x, axis=-1):
-    return np.exp(x - np.max(x, axis=axis)) / np.sum(np.exp(x - np.max(x, axis=axis)), axis=axis)
+def broadcast_error(case, error) -> bool:
+    """numpy's complaint about shapes that do not broadcast (lesson 02's masks meet it too)."""
+    return "broadcast" in str(error)
 
 
 check_softmax = Check(
@@ -49,22 +84,19 @@ check_softmax = Check(
                 "x - np.max(x, axis=axis, keepdims=True). Softmax does not change when you shift all inputs.",
                 _overflowed),
         Mistake("you ignore the `axis` argument: with axis=0 each column must sum to 1. Pass axis=axis to np.max "
-                "and np.sum.", lambda case, got, exp: "axis" in case.kwargs and like(ref.softmax)(
-                    Case("", case.args), got, exp)),
+                "and np.sum.", _axis_ignored),
         Mistake("softmax over the wrong axis: with axis=-1 each row (the last axis) must sum to 1, but your "
-                "columns do. Use axis=axis in np.max and np.sum.",
-                lambda case, got, exp: np.ndim(case.args[0]) > 1 and like(lambda x, axis=-1: ref.softmax(x, axis=-2))(
-                    case, got, exp)),
+                "columns do. Use axis=axis in np.max and np.sum.", like(_softmax_over_the_wrong_axis)),
         Mistake("you divided by the sum of the whole array; divide by the sum along `axis` "
                 "(np.sum(..., axis=axis, keepdims=True)), so that each row sums to 1.",
-                like(lambda x, axis=-1: np.exp(x - x.max()) / np.exp(x - x.max()).sum())),
+                like(_divided_by_the_whole_sum)),
         Mistake("max or sum without keepdims=True: the (rows,) result is broadcast against the columns. Use "
-                "keepdims=True so that it lines up with each row.", like(_softmax_no_keepdims)),
+                "keepdims=True so that it lines up with each row.", like(_max_and_sum_without_keepdims)),
         Mistake("the weights do not sum to 1 along the axis: divide the exponentials by their sum.",
                 _rows_do_not_sum_to_one),
     ),
     error_hints=(
-        (lambda case, error: "broadcast" in str(error),
+        (broadcast_error,
          "Most likely np.max or np.sum without keepdims=True: use keepdims=True so the shapes line up."),
     ),
     what="Rows sum to 1, any axis works, and logits of ±1000 give no overflow.",
@@ -72,6 +104,8 @@ check_softmax = Check(
     library=("softmax", *TORCH_ATTENTION),
 )
 
+
+# attention_scores ------------------------------------------------------------------------------------------
 
 def _scores_cases(rng):
     return [
@@ -85,35 +119,80 @@ def _scores_cases(rng):
 
 
 def _unscaled(queries, keys):
-    return queries @ np.swapaxes(keys, -1, -2)
+    """queries @ keys^T without the 1/√D."""
+    return queries @ np.swapaxes(keys, -1, -2)  # (..., T, S)
 
+
+def _divided_by_d(queries, keys):
+    """Scores divided by D instead of √D."""
+    return _unscaled(queries, keys) / queries.shape[-1]  # (..., T, S)
+
+
+def _scaled_by_the_number_of_keys(queries, keys):
+    """Scores divided by √S, S the number of keys."""
+    return _unscaled(queries, keys) / np.sqrt(keys.shape[-2])  # (..., T, S)
+
+
+def _scaled_by_the_number_of_queries(queries, keys):
+    """Scores divided by √T, T the number of queries."""
+    return _unscaled(queries, keys) / np.sqrt(queries.shape[-2])  # (..., T, S)
+
+
+def _keys_not_transposed(queries, keys):
+    """queries @ keys, which runs only when keys happen to be square."""
+    return queries @ keys / np.sqrt(queries.shape[-1])  # (T, D) @ (D, D) when S = D
+
+
+def _keys_times_queries(queries, keys):
+    """keys @ queries^T: one row per key instead of one per query."""
+    return keys @ np.swapaxes(queries, -1, -2) / np.sqrt(queries.shape[-1])  # (..., S, T)
+
+
+def _softmax_of_the_scores(queries, keys):
+    """The softmax weights, where the scaled scores before the softmax are asked for."""
+    return ref.softmax(ref.attention_scores(queries, keys))  # (..., T, S)
+
+
+# queries * keys fails on the first case ((3, 4) and (5, 4) do not broadcast) before any answer could be compared,
+# so this diagnosis is an error hint, not a Mistake
+_ELEMENTWISE = "you multiplied element by element (queries * keys); use the matrix product queries @ keys.T."
 
 _SCORES_MISTAKES = (
     Mistake("the scores are not scaled: divide queries @ keys^T by √D, D = queries.shape[-1] (lesson 01 shows "
             "why: unscaled scores grow with D and saturate the softmax).", like(_unscaled)),
-    Mistake("you divided by D; divide by √D (np.sqrt(queries.shape[-1])).",
-            like(lambda q, k: _unscaled(q, k) / q.shape[-1])),
+    Mistake("you divided by D; divide by √D (np.sqrt(queries.shape[-1])).", like(_divided_by_d)),
     Mistake("you scaled by the square root of the number of keys; scale by √D, D = queries.shape[-1], the "
-            "feature size.", like(lambda q, k: _unscaled(q, k) / np.sqrt(k.shape[-2]))),
+            "feature size.", like(_scaled_by_the_number_of_keys)),
     Mistake("you scaled by the square root of the number of queries; scale by √D, D = queries.shape[-1].",
-            like(lambda q, k: _unscaled(q, k) / np.sqrt(q.shape[-2]))),
+            like(_scaled_by_the_number_of_queries)),
     Mistake("keys are not transposed: you computed queries @ keys; the score of query i and key j is "
             "queries[i] · keys[j], i.e. queries @ keys.T (keys.swapaxes(-1, -2) for a batch).",
-            like(lambda q, k: q @ k / np.sqrt(q.shape[-1]))),
-    Mistake("you multiplied element by element (queries * keys); use the matrix product queries @ keys.T.",
-            like(lambda q, k: q * k / np.sqrt(q.shape[-1]))),
+            like(_keys_not_transposed)),
     Mistake("your rows are query-major the other way round: scores[i, j] must be query i against key j, "
-            "i.e. queries @ keys.T, not keys @ queries.T.",
-            like(lambda q, k: k @ np.swapaxes(q, -1, -2) / np.sqrt(q.shape[-1]))),
+            "i.e. queries @ keys.T, not keys @ queries.T.", like(_keys_times_queries)),
     Mistake("you returned softmax weights; attention_scores returns the scaled scores before the softmax.",
-            like(lambda q, k: ref.softmax(ref.attention_scores(q, k)))),
+            like(_softmax_of_the_scores)),
 )
 
-_TRANSPOSE_HINTS = (
-    (lambda case, error: matmul_error(case, error) and rank(case) > 2,
+
+def _batch_transpose_error(case, error) -> bool:
+    """keys.T on a batch: it reverses every axis, so the matrix product's inner sizes do not match."""
+    return matmul_error(case, error) and rank(case) > 2
+
+
+def _elementwise_product_error(case, error) -> bool:
+    """numpy's complaint about queries * keys: (T, D) and (S, D) do not broadcast (the first cases have T != S)."""
+    shapes = [str(np.shape(a)).replace(" ", "") for a in case.args[:2]]  # e.g. "(3,4)", "(5,4)"
+    return (isinstance(error, ValueError) and "could not be broadcast" in str(error)
+            and all(shape in str(error) for shape in shapes))
+
+
+_SCORES_HINTS = (
+    (_batch_transpose_error,
      "For a batch, keys.T reverses every axis; swap only the last two: keys.swapaxes(-1, -2)."),
     (matmul_error, "The inner sizes must match: transpose keys' last two axes, np.swapaxes(keys, -1, -2), so "
                     "that (T, D) @ (D, S) gives (T, S)."),
+    (_elementwise_product_error, f"Most likely {_ELEMENTWISE}"),
 )
 
 check_attention_scores = Check(
@@ -123,10 +202,12 @@ check_attention_scores = Check(
     implementation="course_lib.numpy_attention.attention_scores",
     outputs=(Output("scores"),),
     mistakes=_SCORES_MISTAKES,
-    error_hints=_TRANSPOSE_HINTS,
+    error_hints=_SCORES_HINTS,
     what="Shape (..., T, S), keys transposed, scaled by 1/√D, batches work.",
 )
 
+
+# scaled_dot_product_attention (its mistakes are lesson 02's too, where a mask comes in) --------------------
 
 def _attention_cases(rng):
     return [
@@ -140,25 +221,54 @@ def _attention_cases(rng):
     ]
 
 
+def _hide(scores, mask):
+    """Masked scores (-inf where the mask is False), or the scores themselves when there is no mask."""
+    return scores if mask is None else np.where(mask, scores, -np.inf)  # (..., T, S)
+
+
 def _attend(scores, values, mask=None, axis=-1):
     """Attention from given (possibly wrong) scores: how each mistake below produces its output."""
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    weights = ref.softmax(scores, axis=axis)
+    weights = ref.softmax(_hide(scores, mask), axis=axis)  # (..., T, S)
+    return weights @ values, weights  # (..., T, Dv), (..., T, S)
+
+
+def _attention_unscaled(queries, keys, values, mask=None):
+    """Attention on scores without the 1/√D."""
+    return _attend(_unscaled(queries, keys), values, mask)
+
+
+def _attention_softmax_over_queries(queries, keys, values, mask=None):
+    """Attention whose softmax runs down the columns (axis=-2, over queries) instead of along each row."""
+    return _attend(ref.attention_scores(queries, keys), values, mask, axis=-2)
+
+
+def _attention_without_softmax(queries, keys, values, mask=None):
+    """The (masked) scores used as the weights: the softmax forgotten."""
+    weights = _hide(ref.attention_scores(queries, keys), mask)  # (..., T, S)
     return weights @ values, weights
+
+
+def _attention_keys_not_transposed(queries, keys, values, mask=None):
+    """Attention on queries @ keys, which runs only when keys happen to be square."""
+    return _attend(_keys_not_transposed(queries, keys), values, mask)
 
 
 ATTENTION_MISTAKES = (
     Mistake("the scores are not scaled by 1/√D before the softmax (D = queries.shape[-1]).",
-            like(lambda q, k, v, mask=None: _attend(_unscaled(q, k), v, mask))),
+            like(_attention_unscaled)),
     Mistake("softmax over the wrong axis: each query's weights (a row, axis=-1) must sum to 1; yours sum to 1 "
-            "down the columns (over queries).",
-            like(lambda q, k, v, mask=None: _attend(ref.attention_scores(q, k), v, mask, axis=-2))),
+            "down the columns (over queries).", like(_attention_softmax_over_queries)),
     Mistake("the softmax is missing: weights must be softmax(scores), positive and summing to 1 per query.",
-            like(lambda q, k, v, mask=None: (ref.attention_scores(q, k) @ v, ref.attention_scores(q, k)))),
+            like(_attention_without_softmax)),
     Mistake("keys are not transposed in the scores: use queries @ keys.T (keys.swapaxes(-1, -2) for a batch).",
-            like(lambda q, k, v, mask=None: _attend(q @ k / np.sqrt(q.shape[-1]), v, mask))),
+            like(_attention_keys_not_transposed)),
 )
+
+
+def _scores_product_error(case, error) -> bool:
+    """A matrix product whose sizes do not match, and not the one with the values."""
+    return matmul_error(case, error) and "values" not in str(error)
+
 
 check_scaled_dot_product_attention = Check(
     name="scaled_dot_product_attention",
@@ -168,7 +278,7 @@ check_scaled_dot_product_attention = Check(
     outputs=(Output("output"), Output("weights")),
     mistakes=ATTENTION_MISTAKES,
     error_hints=(
-        (lambda case, error: matmul_error(case, error) and "values" not in str(error),
+        (_scores_product_error,
          "Check the order of the products: scores = queries @ keys^T (T, S); output = weights @ values (T, Dv)."),
     ),
     what="Returns (output (..., T, Dv), weights (..., T, S)); weights are a softmax over keys of scaled scores.",

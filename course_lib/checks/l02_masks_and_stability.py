@@ -1,6 +1,8 @@
-"""The checks of lesson 02, masks and numerical stability: the causal and padding masks, and masked attention with fully masked rows.
+"""The checks of lesson 02, masks and numerical stability: the causal and padding masks, and masked attention
+with fully masked rows.
 
-Lesson: notebooks/02_masks_and_stability.ipynb, its exercise solutions/02_masks_and_stability.ipynb. Tests: tests/checks/test_l02_masks_and_stability.py.
+Lesson: notebooks/02_masks_and_stability.ipynb, its exercise solutions/02_masks_and_stability.ipynb.
+Tests: tests/checks/test_l02_masks_and_stability.py.
 """
 from __future__ import annotations
 
@@ -9,28 +11,51 @@ import numpy as np
 from course_lib import numpy_attention as ref
 from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, random
-from course_lib.checks.l01_attention_by_hand import ATTENTION_MISTAKES
+from course_lib.checks.l01_attention_by_hand import ATTENTION_MISTAKES, broadcast_error
+
+
+# causal_mask -----------------------------------------------------------------------------------------------
+
+def _causal_cases(rng):
+    return [Case(f"n={n}", (n,)) for n in (4, 1, 2, int(rng.integers(5, 9)))]
+
+
+def _causal_mask_reversed(n):
+    """True where a query may not attend (the strict upper triangle): the course's convention turned round."""
+    return ~ref.causal_mask(n)  # (n, n)
+
+
+def _causal_mask_without_the_diagonal(n):
+    """j < i instead of j <= i: no token may attend to itself."""
+    return np.tril(np.ones((n, n), dtype=bool), k=-1)  # (n, n)
+
+
+def _causal_mask_upper_triangle(n):
+    """j >= i: every query sees the future instead of the past."""
+    return np.triu(np.ones((n, n), dtype=bool))  # (n, n)
 
 
 check_causal_mask = Check(
     name="causal_mask",
     points=1,
-    make_cases=lambda rng: [Case(f"n={n}", (n,)) for n in (4, 1, 2, int(rng.integers(5, 9)))],
+    make_cases=_causal_cases,
     implementation="course_lib.numpy_attention.causal_mask",
     outputs=(Output("mask", dtype="bool"),),
     mistakes=(
         Mistake("the meaning is reversed: in this course True = may attend, so query i sees keys j <= i "
-                "(the lower triangle and the diagonal are True).", like(lambda n: ~ref.causal_mask(n))),
+                "(the lower triangle and the diagonal are True).", like(_causal_mask_reversed)),
         Mistake("the diagonal is missing: a token may attend to itself (j <= i, not j < i). Use np.tril(..., k=0).",
-                like(lambda n: np.tril(np.ones((n, n), dtype=bool), k=-1))),
+                like(_causal_mask_without_the_diagonal)),
         Mistake("you built the upper triangle: row i is query i, and it may see keys j <= i, which is the lower "
-                "triangle (np.tril).", like(lambda n: np.triu(np.ones((n, n), dtype=bool)))),
+                "triangle (np.tril).", like(_causal_mask_upper_triangle)),
     ),
     what="Boolean (n, n), True on and below the diagonal.",
     withholds=("course_lib.attention.causal_mask", "course_lib.sparse.sliding_window_mask",
                "course_lib.numpy_attention.attention_mask"),
 )
 
+
+# padding_mask ----------------------------------------------------------------------------------------------
 
 def _padding_cases(rng):
     return [
@@ -42,6 +67,21 @@ def _padding_cases(rng):
     ]
 
 
+def _padding_mask_reversed(lengths, n):
+    """True on the padding and False on the real tokens."""
+    return ~ref.padding_mask(lengths, n)  # (B, n)
+
+
+def _padding_mask_off_by_one(lengths, n):
+    """position <= length: one padding position too many counts as a real token."""
+    return np.arange(n)[None, :] <= np.asarray(lengths)[:, None]  # (B, n)
+
+
+def _padding_mask_transposed(lengths, n):
+    """One column per sequence, (n, B), instead of one row."""
+    return ref.padding_mask(lengths, n).T  # (n, B)
+
+
 check_padding_mask = Check(
     name="padding_mask",
     points=1,
@@ -50,17 +90,17 @@ check_padding_mask = Check(
     outputs=(Output("mask", dtype="bool"),),
     mistakes=(
         Mistake("the meaning is reversed: True must mark real tokens (which may be attended), False the padding.",
-                like(lambda lengths, n: ~ref.padding_mask(lengths, n))),
+                like(_padding_mask_reversed)),
         Mistake("off by one: a sequence of length L has real tokens at positions 0 … L-1, so use "
-                "position < length, not <=.",
-                like(lambda lengths, n: np.arange(n)[None, :] <= np.asarray(lengths)[:, None])),
-        Mistake("the mask is transposed: it must be (B, n), one row per sequence.",
-                like(lambda lengths, n: ref.padding_mask(lengths, n).T)),
+                "position < length, not <=.", like(_padding_mask_off_by_one)),
+        Mistake("the mask is transposed: it must be (B, n), one row per sequence.", like(_padding_mask_transposed)),
     ),
     what="Boolean (B, n), True for the first `length` positions of each row, lists accepted.",
     withholds=("course_lib.numpy_attention.attention_mask",),
 )
 
+
+# masked_attention (lesson 01's attention mistakes come last) ------------------------------------------------
 
 def _masked_attention_cases(rng):
     lengths = np.array([4, 2, 0])
@@ -79,25 +119,51 @@ def _masked_attention_cases(rng):
     ]
 
 
-def _masked_after_softmax(q, k, v, mask):
-    weights = ref.softmax(ref.attention_scores(q, k)) * mask
-    return weights @ v, weights
+def _masked_after_softmax(queries, keys, values, mask):
+    """The mask multiplied into the weights after the softmax: the kept weights no longer sum to 1."""
+    weights = ref.softmax(ref.attention_scores(queries, keys)) * mask  # (..., T, S)
+    return weights @ values, weights
 
 
-def _large_negative(q, k, v, mask):
-    weights = ref.softmax(np.where(mask, ref.attention_scores(q, k), -1e9))
-    return weights @ v, weights
+def _masked_with_a_large_negative(queries, keys, values, mask):
+    """-1e9 instead of -inf: a fully masked row spreads its weight evenly instead of getting zeros."""
+    weights = ref.softmax(np.where(mask, ref.attention_scores(queries, keys), -1e9))  # (..., T, S)
+    return weights @ values, weights
 
 
-def _nan_rows(q, k, v, mask):
-    scores = np.where(mask, ref.attention_scores(q, k), -np.inf)
-    exps = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    weights = exps / exps.sum(axis=-1, keepdims=True)
-    return weights @ v, weights
+def _fully_masked_rows_give_nan(queries, keys, values, mask):
+    """-inf and a plain softmax: a fully masked row computes exp(-inf - -inf) = NaN."""
+    scores = np.where(mask, ref.attention_scores(queries, keys), -np.inf)  # (..., T, S)
+    exps = np.exp(scores - scores.max(axis=-1, keepdims=True))  # NaN in fully masked rows
+    weights = exps / exps.sum(axis=-1, keepdims=True)  # (..., T, S)
+    return weights @ values, weights
 
 
 def _has_fully_masked_row(case) -> bool:
     return not np.broadcast_to(case.args[3], ref.attention_scores(case.args[0], case.args[1]).shape).any(-1).all()
+
+
+def _mask_reversed(case, got, expected) -> bool:
+    """The answer for the opposite mask (True read as 'hide'), fully masked rows handled or NaN."""
+    queries, keys, values, mask = case.args
+    flipped = Case(case.label, (queries, keys, values, ~mask))
+    return any(like(attention)(flipped, got, expected)
+               for attention in (ref.scaled_dot_product_attention, _fully_masked_rows_give_nan))
+
+
+def _nan_in_fully_masked_rows(case, got, expected) -> bool:
+    """A case with a fully masked row, answered with NaN there."""
+    return _has_fully_masked_row(case) and like(_fully_masked_rows_give_nan)(case, got, expected)
+
+
+def _uniform_in_fully_masked_rows(case, got, expected) -> bool:
+    """A case with a fully masked row, answered with uniform weights there."""
+    return _has_fully_masked_row(case) and like(_masked_with_a_large_negative)(case, got, expected)
+
+
+def _nan_everywhere(case, got, expected) -> bool:
+    """Every number is NaN: arithmetic with -inf (0 * -inf) instead of np.where."""
+    return all(np.isnan(np.asarray(result, dtype=float)).all() for result in got)
 
 
 check_masked_attention = Check(
@@ -108,26 +174,22 @@ check_masked_attention = Check(
     outputs=(Output("output"), Output("weights")),
     mistakes=(
         Mistake("the mask's meaning is reversed: True = may attend, so keep the scores where mask is True and set "
-                "them to -inf where it is False: np.where(mask, scores, -np.inf).",
-                lambda case, got, exp: any(like(variant)(Case("", case.args[:3] + (~case.args[3],)), got, exp)
-                                           for variant in (ref.scaled_dot_product_attention, _nan_rows))),
+                "them to -inf where it is False: np.where(mask, scores, -np.inf).", _mask_reversed),
         Mistake("the mask is applied after the softmax: masked weights are 0 but the rest no longer sum to 1. "
                 "Mask the scores (set them to -inf) before the softmax.", like(_masked_after_softmax)),
         Mistake("a query whose keys are all masked gives NaN (exp(-inf - -inf) = exp(nan)). The course follows "
                 "torch >= 2.5: such a row gets zero weights and a zero output. Detect rows with no True in the "
-                "mask (mask.any(axis=-1)) and set them to 0.",
-                lambda case, got, exp: _has_fully_masked_row(case) and like(_nan_rows)(case, got, exp)),
+                "mask (mask.any(axis=-1)) and set them to 0.", _nan_in_fully_masked_rows),
         Mistake("a query whose keys are all masked gets uniform weights: with a large negative number (or -inf "
                 "after a max shift) instead of a special case, nothing-to-attend-to becomes 'attend to every "
                 "key equally'. The course follows torch >= 2.5: such a row gets zero weights and a zero output.",
-                lambda case, got, exp: _has_fully_masked_row(case) and like(_large_negative)(case, got, exp)),
+                _uniform_in_fully_masked_rows),
         Mistake("NaN everywhere: multiplying the mask by -inf gives 0 * -inf = NaN at the allowed positions. Use "
-                "np.where(mask, scores, -np.inf) instead of arithmetic with -inf.",
-                lambda case, got, exp: all(np.isnan(np.asarray(g, dtype=float)).all() for g in got)),
+                "np.where(mask, scores, -np.inf) instead of arithmetic with -inf.", _nan_everywhere),
         *ATTENTION_MISTAKES,
     ),
     error_hints=(
-        (lambda case, error: "broadcast" in str(error),
+        (broadcast_error,
          "The mask must broadcast against the scores (..., T, S): a padding mask (B, S) needs a query axis, "
          "mask[:, None, :]."),
     ),

@@ -1,6 +1,7 @@
 """The checks of lesson 03, self-attention in PyTorch: torch's sdpa conventions and the SelfAttention layer.
 
-Lesson: notebooks/03_self_attention_in_pytorch.ipynb, its exercise solutions/03_self_attention_in_pytorch.ipynb. Tests: tests/checks/test_l03_self_attention_in_pytorch.py.
+Lesson: notebooks/03_self_attention_in_pytorch.ipynb, its exercise solutions/03_self_attention_in_pytorch.ipynb.
+Tests: tests/checks/test_l03_self_attention_in_pytorch.py.
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from course_lib import calling
 from course_lib.checking import Case, Check, Mistake, Output, like
-from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, mistaken_attention, tensor, torch_shape_error
+from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, tensor, torch_shape_error
 
 
 def _sdpa_cases(rng):
@@ -38,32 +39,186 @@ def _sdpa_cases(rng):
     ]
 
 
+# torch-style attention in four steps: 1) scores, 2) the causal mask, 3) the boolean or float mask, 4) softmax.
+# The right steps first; each mistake's simulator below swaps one of steps 2-4 for the wrong one.
+
+def _scaled_scores(query, key):
+    return query @ key.transpose(-2, -1) / query.shape[-1] ** 0.5  # (..., T, S)
+
+
+def _lower_triangle(query, key):
+    import torch
+
+    return torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).tril()  # (T, S): j <= i
+
+
+def _hide_where_false(scores, mask):
+    return scores.masked_fill(~mask, float("-inf"))  # (..., T, S)
+
+
+def _add_mask(scores, mask):
+    return scores + mask  # (..., T, S); a boolean mask adds True = 1, False = 0
+
+
+def _softmax_zero_when_fully_masked(scores):
+    from course_lib.attention import masked_softmax
+
+    return masked_softmax(scores)  # (..., T, S); a row of -inf gives zeros
+
+
+def _attend(query, key, value, attn_mask=None, is_causal=False, *, causal=_lower_triangle, hide=_hide_where_false,
+            add=_add_mask, normalise=_softmax_zero_when_fully_masked):
+    """torch-style attention built from its steps (right by default): the core of the simulators below."""
+    import torch
+
+    scores = _scaled_scores(query, key)  # (..., T, S)
+    if is_causal:
+        attn_mask = causal(query, key)  # (T, S)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        scores = hide(scores, attn_mask)  # (..., T, S)
+    elif attn_mask is not None:
+        scores = add(scores, attn_mask)  # (..., T, S)
+    weights = normalise(scores)  # (..., T, S)
+    return weights @ value, weights  # (..., T, Dv), (..., T, S)
+
+
+def _hide_where_true(scores, mask):
+    return scores.masked_fill(mask, float("-inf"))  # (..., T, S)
+
+
+def _bool_mask_reversed(query, key, value, attn_mask=None, is_causal=False):
+    """True read as 'hide': -inf where the boolean mask is True."""
+    return _attend(query, key, value, attn_mask, is_causal, hide=_hide_where_true)
+
+
+def _multiply_by_float_mask(scores, mask):
+    return scores * mask  # (..., T, S)
+
+
+def _float_mask_multiplied(query, key, value, attn_mask=None, is_causal=False):
+    """The float mask multiplied into the scores instead of added."""
+    return _attend(query, key, value, attn_mask, is_causal, add=_multiply_by_float_mask)
+
+
+def _float_mask_multiplied_then_torch_softmax(query, key, value, attn_mask=None, is_causal=False):
+    """The same, then torch.softmax: a row where score × -inf gave +inf is all NaN, not partly."""
+    return _attend(query, key, value, attn_mask, is_causal, add=_multiply_by_float_mask, normalise=_plain_softmax)
+
+
+def _float_mask_multiplied_either_softmax(case, got, expected) -> bool:
+    """A case with a float mask, answered with the mask multiplied in, whichever softmax came after it."""
+    mask = case.kwargs.get("attn_mask")
+    return (mask is not None and mask.is_floating_point()
+            and any(like(simulator)(case, got, expected)
+                    for simulator in (_float_mask_multiplied, _float_mask_multiplied_then_torch_softmax)))
+
+
+def _mask_after_softmax(query, key, value, attn_mask=None, is_causal=False):
+    """The boolean mask multiplied into the weights after the softmax, instead of hiding scores before it."""
+    import torch
+
+    if is_causal:
+        attn_mask = _lower_triangle(query, key)  # (T, S)
+    if attn_mask is None or attn_mask.dtype != torch.bool:
+        return _attend(query, key, value, attn_mask)
+    weights = torch.softmax(_scaled_scores(query, key), dim=-1) * attn_mask  # (..., T, S)
+    return weights @ value, weights
+
+
+def _bool_mask_added(query, key, value, attn_mask=None, is_causal=False):
+    """The boolean mask added to the scores as 1 and 0."""
+    return _attend(query, key, value, attn_mask, is_causal, hide=_add_mask)
+
+
+def _fill_with_a_large_negative(scores, mask):
+    return scores.masked_fill(~mask, -1e9)  # (..., T, S)
+
+
+def _masked_with_a_large_negative(query, key, value, attn_mask=None, is_causal=False):
+    """-1e9 instead of -inf: a fully masked row gets uniform weights instead of zeros."""
+    return _attend(query, key, value, attn_mask, is_causal, hide=_fill_with_a_large_negative)
+
+
+def _causal_ignored(query, key, value, attn_mask=None, is_causal=False):
+    """is_causal=True has no effect: every query sees every key."""
+    return _attend(query, key, value, attn_mask)
+
+
+def _is_causal_ignored(case, got, expected) -> bool:
+    """A causal case answered as if is_causal were False."""
+    return bool(case.kwargs.get("is_causal")) and like(_causal_ignored)(case, got, expected)
+
+
+def _upper_triangle(query, key):
+    import torch
+
+    return torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).triu()  # (T, S): j >= i
+
+
+def _causal_upper_triangle(query, key, value, attn_mask=None, is_causal=False):
+    """The causal mask built with .triu(): each query sees itself and the future."""
+    return _attend(query, key, value, attn_mask, is_causal, causal=_upper_triangle)
+
+
+def _unscaled(query, key, value, attn_mask=None, is_causal=False):
+    """Scores without the 1/√D: the right attention with scale=1."""
+    from course_lib.attention import scaled_dot_product_attention
+
+    return scaled_dot_product_attention(query, key, value, attn_mask, is_causal, scale=1.0)
+
+
+def _softmax_over_dim_minus_2(scores):
+    import torch
+
+    return torch.softmax(scores, dim=-2)  # (..., T, S); columns sum to 1
+
+
+def _softmax_over_queries(query, key, value, attn_mask=None, is_causal=False):
+    """The softmax over dim=-2 (the queries) instead of dim=-1 (the keys)."""
+    return _attend(query, key, value, attn_mask, is_causal, normalise=_softmax_over_dim_minus_2)
+
+
+def _plain_softmax(scores):
+    import torch
+
+    return torch.softmax(scores, dim=-1)  # (..., T, S); a row of -inf gives NaN
+
+
+def _fully_masked_rows_give_nan(query, key, value, attn_mask=None, is_causal=False):
+    """torch.softmax on a row of -inf: NaN instead of zeros."""
+    return _attend(query, key, value, attn_mask, is_causal, normalise=_plain_softmax)
+
+
+def _nan_in_fully_masked_rows(case, got, expected) -> bool:
+    """An answer with NaN in it, and the NaN are where a fully masked row is."""
+    return (any(np.isnan(np.asarray(result.detach(), dtype=float)).any() for result in got)
+            and like(_fully_masked_rows_give_nan)(case, got, expected))
+
+
 _TORCH_ATTENTION_MISTAKES = (
     Mistake("the boolean mask's meaning is reversed: in torch's convention True = may attend; fill the scores "
             "with -inf where the mask is False: scores.masked_fill(~attn_mask, float('-inf')).",
-            like(mistaken_attention(reverse_bool=True))),
+            like(_bool_mask_reversed)),
     Mistake("a float attn_mask is added to the scores (it holds 0 or -inf, or a bias), not multiplied.",
-            like(mistaken_attention(multiply_float=True))),
+            _float_mask_multiplied_either_softmax),
     Mistake("the mask is applied after the softmax: masked weights are 0 but the rest no longer sum to 1. "
-            "Fill the masked scores with -inf before the softmax.", like(mistaken_attention(after_softmax=True))),
+            "Fill the masked scores with -inf before the softmax.", like(_mask_after_softmax)),
     Mistake("a boolean attn_mask was added to the scores as numbers (True = 1, False = 0); a boolean mask "
             "says which keys may be attended: scores.masked_fill(~attn_mask, float('-inf')).",
-            like(mistaken_attention(add_bool=True))),
+            like(_bool_mask_added)),
     Mistake("masked keys were filled with a large negative number: a query whose keys are all masked then "
             "spreads its weight evenly instead of getting zeros. Use -inf and give such rows zero weights.",
-            like(mistaken_attention(large_negative=True))),
+            like(_masked_with_a_large_negative)),
     Mistake("is_causal=True is ignored: build the (T, S) lower-triangular mask (torch.ones(T, S).tril()) and "
-            "use it.", lambda case, got, exp: case.kwargs.get("is_causal") and like(mistaken_attention(ignore_causal=True))(case, got, exp)),
+            "use it.", _is_causal_ignored),
     Mistake("your causal mask lets queries see the future: query i may attend keys j <= i (lower triangle, "
-            ".tril()), not j >= i.", like(mistaken_attention(upper_causal=True))),
-    Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(mistaken_attention(scale=False))),
+            ".tril()), not j >= i.", like(_causal_upper_triangle)),
+    Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_unscaled)),
     Mistake("softmax over the wrong dimension: each query's weights (dim=-1) must sum to 1.",
-            like(mistaken_attention(axis=-2))),
+            like(_softmax_over_queries)),
     Mistake("a query whose keys are all masked gives NaN. Like torch >= 2.5, such a row must get zero weights "
             "and a zero output: after the softmax, replace those rows by 0 (e.g. torch.where on "
-            "attn_mask.any(-1)), or divide by a total that is never 0.",
-            lambda case, got, exp: any(np.isnan(np.asarray(g.detach(), dtype=float)).any() for g in got)
-            and like(mistaken_attention(nan_rows=True))(case, got, exp)),
+            "attn_mask.any(-1)), or divide by a total that is never 0.", _nan_in_fully_masked_rows),
 )
 
 
@@ -99,14 +254,10 @@ def _self_attention_cases(rng):
     return cases
 
 
-def _self_attention_variant(**mistake):
-    attend = mistaken_attention(**mistake)
-
-    def run(d_model, d_head, weights, x, mask):
-        projected = [x @ weights[name].T for name in ("query", "key", "value")]  # 3 x (B, T, D)
-        return attend(*projected, attn_mask=mask)[0]
-
-    return run
+def _layer(attend, weights, x, mask):
+    """SelfAttention with the given projection weights and ``attend`` as its attention: the layer mistakes' core."""
+    queries, keys, values = (x @ weights[name].T for name in ("query", "key", "value"))  # (B, T, D) each
+    return attend(queries, keys, values, attn_mask=mask)[0]  # (B, T, D)
 
 
 def _scaled_by_d_model(d_model, d_head, weights, x, mask):
@@ -115,6 +266,31 @@ def _scaled_by_d_model(d_model, d_head, weights, x, mask):
 
     rescaled = {**weights, "query": weights["query"] * (d_head / d_model) ** 0.5}  # scores · √d_head/√d_model
     return calling.run_module(SelfAttention, d_model, d_head, rescaled, x, mask)
+
+
+def _layer_unscaled(d_model, d_head, weights, x, mask):
+    """SelfAttention without the 1/√d_head."""
+    return _layer(_unscaled, weights, x, mask)
+
+
+def _layer_softmax_over_queries(d_model, d_head, weights, x, mask):
+    """SelfAttention whose softmax runs over dim=-2 (the queries)."""
+    return _layer(_softmax_over_queries, weights, x, mask)
+
+
+def _layer_mask_ignored(d_model, d_head, weights, x, mask):
+    """SelfAttention that never passes attn_mask on."""
+    return _layer(_attend, weights, x, None)
+
+
+def _mask_ignored_on_a_masked_case(case, got, expected) -> bool:
+    """A case with a mask answered as if there were none."""
+    return case.args[4] is not None and like(_layer_mask_ignored)(case, got, expected)
+
+
+def _layer_mask_reversed(d_model, d_head, weights, x, mask):
+    """SelfAttention with True read as 'hide'."""
+    return _layer(_bool_mask_reversed, weights, x, mask)
 
 
 check_SelfAttention = Check(
@@ -132,13 +308,11 @@ check_SelfAttention = Check(
     mistakes=(
         Mistake("you scaled by √d_model; the scores are dot products of d_head-sized vectors, so scale by "
                 "√d_head.", like(_scaled_by_d_model)),
-        Mistake("the scores are not scaled by 1/√d_head.", like(_self_attention_variant(scale=False))),
+        Mistake("the scores are not scaled by 1/√d_head.", like(_layer_unscaled)),
         Mistake("softmax over the wrong dimension: each query's weights (dim=-1) must sum to 1.",
-                like(_self_attention_variant(axis=-2))),
-        Mistake("attn_mask is ignored: pass it on to your attention function.",
-                lambda case, got, exp: case.args[4] is not None and like(_self_attention_variant())(
-                    Case("", case.args[:4] + (None,)), got, exp)),
-        Mistake("the mask's meaning is reversed: True = may attend.", like(_self_attention_variant(reverse_bool=True))),
+                like(_layer_softmax_over_queries)),
+        Mistake("attn_mask is ignored: pass it on to your attention function.", _mask_ignored_on_a_masked_case),
+        Mistake("the mask's meaning is reversed: True = may attend.", like(_layer_mask_reversed)),
     ),
     validate=calling.validate_self_attention,
     what="Projections query/key/value are nn.Linear(d_model, d_head, bias=False); output (B, T, d_head) "

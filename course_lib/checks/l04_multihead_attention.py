@@ -1,6 +1,7 @@
 """The checks of lesson 04, multi-head attention: splitting and merging heads, and the MultiHeadAttention layer.
 
-Lesson: notebooks/04_multihead_attention.ipynb, its exercise solutions/04_multihead_attention.ipynb. Tests: tests/checks/test_l04_multihead_attention.py.
+Lesson: notebooks/04_multihead_attention.ipynb, its exercise solutions/04_multihead_attention.ipynb.
+Tests: tests/checks/test_l04_multihead_attention.py.
 """
 from __future__ import annotations
 
@@ -9,50 +10,88 @@ from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import TORCH_MODULE_ATTENTION, tensor
 
 
-check_split_heads = Check(
-    name="split_heads",
-    points=1,
-    make_cases=lambda rng: [
+# split_heads -----------------------------------------------------------------------------------------------
+
+def _split_heads_cases(rng):
+    return [
         Case("x (2, 5, 12) into 3 heads", (tensor(rng, 2, 5, 12), 3)),
         Case("x (1, 4, 8) into 2 heads", (tensor(rng, 1, 4, 8), 2)),
         Case("x (3, 6, 6) into 6 heads of size 1", (tensor(rng, 3, 6, 6), 6)),
         Case("x (2, 3, 4) into 1 head", (tensor(rng, 2, 3, 4), 1)),
-    ],
+    ]
+
+
+def _reshaped_straight_to_heads(x, num_heads):
+    """x.reshape(B, H, T, D): the (T, E) block cut in memory order, so a head gets pieces of several positions."""
+    batch, length, embed_dim = x.shape
+    return x.reshape(batch, num_heads, length, embed_dim // num_heads)  # (B, H, T, D), positions mixed
+
+
+def _viewed_without_transpose(x, num_heads):
+    """x.view(B, T, H, D) with the .transpose(1, 2) that brings the heads axis second missing."""
+    batch, length, embed_dim = x.shape
+    return x.view(batch, length, num_heads, embed_dim // num_heads)  # (B, T, H, D)
+
+
+check_split_heads = Check(
+    name="split_heads",
+    points=1,
+    make_cases=_split_heads_cases,
     implementation="course_lib.multihead.split_heads",
     outputs=(Output("heads", kind="torch"),),
     mistakes=(
         Mistake("you reshaped straight to (B, H, T, D): that cuts the (T, E) block in memory order, so a 'head' "
                 "gets pieces of different positions. View as (B, T, H, D) first, then .transpose(1, 2).",
-                like(lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h))),
+                like(_reshaped_straight_to_heads)),
         Mistake("the heads axis must come second: (B, H, T, D). After .view(B, T, H, D), add .transpose(1, 2).",
-                like(lambda x, h: x.view(x.shape[0], x.shape[1], h, x.shape[2] // h))),
+                like(_viewed_without_transpose)),
     ),
     what="(B, T, E) -> (B, H, T, E/H), head h holding features h*D ... (h+1)*D - 1 of every position.",
 )
 
-check_merge_heads = Check(
-    name="merge_heads",
-    points=1,
-    make_cases=lambda rng: [
+
+# merge_heads -----------------------------------------------------------------------------------------------
+
+def _merge_heads_cases(rng):
+    return [
         Case("x (2, 3, 5, 4): 3 heads of size 4", (tensor(rng, 2, 3, 5, 4),)),
         Case("x (1, 2, 4, 3)", (tensor(rng, 1, 2, 4, 3),)),
         Case("x (2, 1, 3, 6): one head", (tensor(rng, 2, 1, 3, 6),)),
         Case("a non-contiguous x (from a transpose)", (tensor(rng, 2, 4, 3, 5).transpose(1, 2),)),
-    ],
+    ]
+
+
+def _reshaped_without_transpose(x):
+    """(B, H, T, D) reshaped straight to (B, T, H*D): the rows of different heads and positions run together."""
+    batch, num_heads, length, head_dim = x.shape
+    return x.reshape(batch, length, num_heads * head_dim)  # (B, T, H*D), positions and heads mixed
+
+
+def _view_of_non_contiguous(case, error) -> bool:
+    """torch's complaint about .view on a tensor that a transpose left non-contiguous."""
+    return "view size is not compatible" in str(error)
+
+
+check_merge_heads = Check(
+    name="merge_heads",
+    points=1,
+    make_cases=_merge_heads_cases,
     implementation="course_lib.multihead.merge_heads",
     outputs=(Output("merged", kind="torch"),),
     mistakes=(
         Mistake("you reshaped (B, H, T, D) straight to (B, T, H*D): positions and heads get mixed up. "
                 "Transpose to (B, T, H, D) first: x.transpose(1, 2).reshape(B, T, H * D).",
-                like(lambda x: x.reshape(x.shape[0], x.shape[2], -1))),
+                like(_reshaped_without_transpose)),
     ),
     error_hints=(
-        (lambda case, error: "view size is not compatible" in str(error),
+        (_view_of_non_contiguous,
          "After a transpose the tensor is not contiguous, so .view fails: use .reshape (or .contiguous().view)."),
     ),
     what="(B, H, T, D) -> (B, T, H*D), the inverse of split_heads, non-contiguous input included.",
 )
 
+
+# MultiHeadAttention ----------------------------------------------------------------------------------------
 
 def _mha_cases(rng):
     import torch
@@ -69,49 +108,110 @@ def _mha_cases(rng):
                    "in_proj_bias": tensor(rng, 3 * embed_dim) / embed_dim ** 0.5,
                    "out_proj.weight": tensor(rng, embed_dim, embed_dim) / embed_dim ** 0.5,
                    "out_proj.bias": tensor(rng, embed_dim) / embed_dim ** 0.5}
-        query = tensor(rng, batch, length, embed_dim)
-        memory = query if source == length and kind != "padding" else tensor(rng, batch, source, embed_dim)
+        query = tensor(rng, batch, length, embed_dim)  # (B, T, E)
+        memory = query if source == length and kind != "padding" else tensor(rng, batch, source, embed_dim)  # (B, S, E)
         options = {}
         if kind == "causal":
-            options["attn_mask"] = torch.ones(length, length, dtype=torch.bool).tril()
+            options["attn_mask"] = torch.ones(length, length, dtype=torch.bool).tril()  # (T, S)
         if kind == "padding":
-            options["key_padding_mask"] = torch.tensor([[True] * source, [True] * 3 + [False] * (source - 3)])
+            options["key_padding_mask"] = torch.tensor([[True] * source, [True] * 3 + [False] * (source - 3)])  # (B, S)
         cases.append(Case(label, (embed_dim, num_heads, weights, query, memory), options))
     return cases
 
 
-def _mha_variant(**mistake):
-    """Multi-head attention computed functionally, with one deliberate mistake."""
+# Multi-head attention, computed from the case's torch weights in three steps: 1) project and split into heads,
+# 2) attend with the combined mask, 3) merge the heads and mix them. The right steps first; each mistake's
+# simulator below swaps one step for the wrong one.
 
-    def run(embed_dim, num_heads, torch_weights, query, memory, attn_mask=None, key_padding_mask=None):
-        head_dim = embed_dim // num_heads
-        weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
-        biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
-        projected = [x @ w.T + b for x, w, b in zip((query, memory, memory), weights, biases)]  # 3 x (B, L, E)
+def _split_heads(x, num_heads):
+    from course_lib.multihead import split_heads
 
-        def split(x):
-            if mistake.get("reshape_split"):
-                return x.reshape(x.shape[0], num_heads, x.shape[1], head_dim)
-            return x.view(x.shape[0], x.shape[1], num_heads, head_dim).transpose(1, 2)  # (B, H, L, D)
+    return split_heads(x, num_heads)  # (B, H, L, D)
 
-        q, k, v = (split(x) for x in projected)
-        scale = embed_dim ** -0.5 if mistake.get("scale_by_embed_dim") else head_dim ** -0.5
-        scores = q @ k.transpose(-2, -1) * scale  # (B, H, T, S)
-        mask = attn_mask
-        if key_padding_mask is not None and not mistake.get("ignore_padding"):
-            padding = key_padding_mask[:, None, None, :]
-            mask = padding if mask is None else mask & padding
-        if mask is not None:
-            scores = scores.masked_fill(mask if mistake.get("torch_meaning") else ~mask, float("-inf"))
-        from course_lib.attention import masked_softmax
 
-        attention = masked_softmax(scores)  # (B, H, T, S)
-        merged = (attention @ v).transpose(1, 2).reshape(query.shape[0], query.shape[1], embed_dim)  # (B, T, E)
-        if mistake.get("no_output_projection"):
-            return merged, attention
-        return merged @ torch_weights["out_proj.weight"].T + torch_weights["out_proj.bias"], attention
+def _masks_combined(attn_mask, key_padding_mask):
+    """The attention mask and the padding mask in one, both True = may attend."""
+    if key_padding_mask is None:
+        return attn_mask
+    keys_allowed = key_padding_mask[:, None, None, :]  # (B, 1, 1, S)
+    return keys_allowed if attn_mask is None else attn_mask & keys_allowed  # (B, H, T, S) by broadcasting
 
-    return run
+
+def _one_over_root_head_dim(embed_dim, num_heads):
+    return (embed_dim // num_heads) ** -0.5
+
+
+def _merged_and_projected(torch_weights, attended):
+    from course_lib.multihead import merge_heads
+
+    return merge_heads(attended) @ torch_weights["out_proj.weight"].T + torch_weights["out_proj.bias"]  # (B, T, E)
+
+
+def _multihead(embed_dim, num_heads, torch_weights, query, memory, attn_mask=None, key_padding_mask=None, *,
+               split=_split_heads, mask=_masks_combined, scale=_one_over_root_head_dim, merge=_merged_and_projected):
+    """Multi-head attention built from its steps (right by default): the core of the simulators below."""
+    from course_lib.attention import scaled_dot_product_attention
+
+    weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
+    biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
+    # 1) project, and split the features into heads
+    queries, keys, values = (split(x @ w.T + b, num_heads)
+                             for x, w, b in zip((query, memory, memory), weights, biases))  # (B, H, L, D) each
+    # 2) attend, every head at once
+    attended, attention = scaled_dot_product_attention(queries, keys, values,
+                                                       attn_mask=mask(attn_mask, key_padding_mask),
+                                                       scale=scale(embed_dim, num_heads))  # (B, H, T, D), (B, H, T, S)
+    # 3) concatenate the heads and mix them
+    return merge(torch_weights, attended), attention  # (B, T, E), (B, H, T, S)
+
+
+def _merged_only(torch_weights, attended):
+    from course_lib.multihead import merge_heads
+
+    return merge_heads(attended)  # (B, T, E), not mixed by the output projection
+
+
+def _without_output_projection(*args, **kwargs):
+    """The heads merged but never passed through the output projection."""
+    return _multihead(*args, **kwargs, merge=_merged_only)
+
+
+def _one_over_root_embed_dim(embed_dim, num_heads):
+    return embed_dim ** -0.5
+
+
+def _scaled_by_embed_dim(*args, **kwargs):
+    """The scores scaled by 1/√embed_dim instead of 1/√head_dim."""
+    return _multihead(*args, **kwargs, scale=_one_over_root_embed_dim)
+
+
+def _heads_split_by_reshape(*args, **kwargs):
+    """The projections split into heads by reshaping straight to (B, H, T, D) (split_heads' first mistake)."""
+    return _multihead(*args, **kwargs, split=_reshaped_straight_to_heads)
+
+
+def _attn_mask_only(attn_mask, key_padding_mask):
+    return attn_mask  # (T, S) or None: the padding mask dropped
+
+
+def _padding_ignored(*args, **kwargs):
+    """key_padding_mask has no effect: padded keys are attended like real ones."""
+    return _multihead(*args, **kwargs, mask=_attn_mask_only)
+
+
+def _key_padding_mask_ignored(case, got, expected) -> bool:
+    """A case with a key_padding_mask, answered as if there were none."""
+    return "key_padding_mask" in case.kwargs and like(_padding_ignored)(case, got, expected)
+
+
+def _masks_reversed(attn_mask, key_padding_mask):
+    combined = _masks_combined(attn_mask, key_padding_mask)
+    return None if combined is None else ~combined  # True = blocked: torch's nn.MultiheadAttention meaning
+
+
+def _mask_meaning_reversed(*args, **kwargs):
+    """The masks read the way torch's nn.MultiheadAttention reads them: True = blocked."""
+    return _multihead(*args, **kwargs, mask=_masks_reversed)
 
 
 check_MultiHeadAttention = Check(
@@ -123,15 +223,14 @@ check_MultiHeadAttention = Check(
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=(
         Mistake("the output projection is missing: after merging the heads, apply self.output.",
-                like(_mha_variant(no_output_projection=True))),
+                like(_without_output_projection)),
         Mistake("you scaled the scores by 1/√embed_dim; each head's dot products have head_dim = embed_dim / "
-                "num_heads terms, so scale by 1/√head_dim.", like(_mha_variant(scale_by_embed_dim=True))),
+                "num_heads terms, so scale by 1/√head_dim.", like(_scaled_by_embed_dim)),
         Mistake("your heads mix positions: reshaping (B, T, E) straight to (B, H, T, D) cuts the data in the "
-                "wrong places. Use .view(B, T, H, D).transpose(1, 2).", like(_mha_variant(reshape_split=True))),
-        Mistake("key_padding_mask is ignored: padded keys (False) must get no weight.",
-                lambda case, got, exp: "key_padding_mask" in case.kwargs and like(_mha_variant(ignore_padding=True))(case, got, exp)),
+                "wrong places. Use .view(B, T, H, D).transpose(1, 2).", like(_heads_split_by_reshape)),
+        Mistake("key_padding_mask is ignored: padded keys (False) must get no weight.", _key_padding_mask_ignored),
         Mistake("the mask meaning is reversed: this course's masks say True = may attend (torch's "
-                "nn.MultiheadAttention says the opposite; convert with ~mask).", like(_mha_variant(torch_meaning=True))),
+                "nn.MultiheadAttention says the opposite; convert with ~mask).", like(_mask_meaning_reversed)),
     ),
     validate=calling.validate_mha,
     what="Same output and per-head weights as torch.nn.MultiheadAttention with the same weights: self- and "

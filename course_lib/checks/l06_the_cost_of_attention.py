@@ -1,6 +1,7 @@
 """The checks of lesson 06, the cost of attention: counting FLOPs and KV-cache bytes, and grouped-query attention.
 
-Lesson: notebooks/06_the_cost_of_attention.ipynb, its exercise solutions/06_the_cost_of_attention.ipynb. Tests: tests/checks/test_l06_the_cost_of_attention.py.
+Lesson: notebooks/06_the_cost_of_attention.ipynb, its exercise solutions/06_the_cost_of_attention.ipynb.
+Tests: tests/checks/test_l06_the_cost_of_attention.py.
 """
 from __future__ import annotations
 
@@ -9,16 +10,60 @@ from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import TORCH_MODULE_ATTENTION, tensor, torch_shape_error
 
 
+# attention_flops -------------------------------------------------------------------------------------------
+
+def _flops_cases(rng):
+    # the generation step comes before the cross-attention case: with 2 heads there, a missing head count
+    # (4·T·S·D) equals half the count (2·T·S·D·H), and a divided one (4·T·S·D / H) equals T·S·D·H
+    return [
+        Case("T = S = 1024, D = 64, one head", (1024, 1024, 64, 1)),
+        Case("T = 1 query (one generation step), S = 4096 keys, D = 128, 32 heads", (1, 4096, 128, 32)),
+        Case("T = 10 queries, S = 30 keys (cross-attention), D = 8, 2 heads", (10, 30, 8, 2)),
+        Case("random sizes", (int(rng.integers(2, 500)), int(rng.integers(2, 500)), int(rng.integers(2, 128)),
+                              int(rng.integers(2, 16)))),
+    ]
+
+
+def _flops_of_one_product(num_queries, num_keys, head_dim, num_heads):
+    """2·T·S·D per head: one of the two products (or both, counted as multiply-adds)."""
+    return 2 * num_queries * num_keys * head_dim * num_heads
+
+
+def _multiplies_of_one_product(num_queries, num_keys, head_dim, num_heads):
+    """T·S·D per head: the multiplies of one product, without its adds and without the other product."""
+    return num_queries * num_keys * head_dim * num_heads
+
+
+def _flops_of_one_head(num_queries, num_keys, head_dim, num_heads):
+    """4·T·S·D: one head's count, the number of heads left out."""
+    return 4 * num_queries * num_keys * head_dim
+
+
+def _flops_with_queries_squared(num_queries, num_keys, head_dim, num_heads):
+    """4·T²·D·H: the scores taken as T × T."""
+    return 4 * num_queries * num_queries * head_dim * num_heads
+
+
+def _flops_with_keys_squared(num_queries, num_keys, head_dim, num_heads):
+    """4·S²·D·H: the scores taken as S × S."""
+    return 4 * num_keys * num_keys * head_dim * num_heads
+
+
+def _length_squared(case, got, expected) -> bool:
+    """A case with T ≠ S, answered as if the scores were T × T or S × S."""
+    return case.args[0] != case.args[1] and (like(_flops_with_queries_squared)(case, got, expected)
+                                             or like(_flops_with_keys_squared)(case, got, expected))
+
+
+def _flops_divided_by_heads(num_queries, num_keys, head_dim, num_heads):
+    """4·T·S·D / H: the heads' count shared out, as if D were the model dimension."""
+    return 4 * num_queries * num_keys * head_dim / num_heads
+
+
 check_attention_flops = Check(
     name="attention_flops",
     points=1,
-    make_cases=lambda rng: [
-        Case("T = S = 1024, D = 64, one head", (1024, 1024, 64, 1)),
-        Case("T = 10 queries, S = 30 keys (cross-attention), D = 8, 2 heads", (10, 30, 8, 2)),
-        Case("T = 1 query (one generation step), S = 4096 keys, D = 128, 32 heads", (1, 4096, 128, 32)),
-        Case("random sizes", (int(rng.integers(2, 500)), int(rng.integers(2, 500)), int(rng.integers(2, 128)),
-                              int(rng.integers(2, 16)))),
-    ],
+    make_cases=_flops_cases,
     implementation="course_lib.cost.attention_flops",
     call=calling.as_number,
     validate=calling.validate_attention_flops,
@@ -26,60 +71,114 @@ check_attention_flops = Check(
     mistakes=(
         Mistake("you have half the count: 4·T·S·D per head counts both matrix products (Q·Kᵀ and weights·V), each "
                 "with 2 FLOPs (a multiply and an add) per term. Yours counts one product, or multiply-adds.",
-                like(lambda t, s, d, h: 2 * t * s * d * h)),
+                like(_flops_of_one_product)),
         Mistake("you counted T·S·D once per head: each of the two products takes T·S·D multiplies and as many "
-                "adds, 4·T·S·D in all.", like(lambda t, s, d, h: t * s * d * h)),
-        Mistake("the number of heads is missing: every head does its own 4·T·S·D.", like(lambda t, s, d, h: 4 * t * s * d)),
+                "adds, 4·T·S·D in all.", like(_multiplies_of_one_product)),
+        Mistake("the number of heads is missing: every head does its own 4·T·S·D.", like(_flops_of_one_head)),
         Mistake("you used T² (or S²): queries meet keys, so the scores are T·S, which differ in cross-attention "
-                "and generation.", lambda case, got, exp: case.args[0] != case.args[1] and (
-                    like(lambda t, s, d, h: 4 * t * t * d * h)(case, got, exp) or like(lambda t, s, d, h: 4 * s * s * d * h)(case, got, exp))),
+                "and generation.", _length_squared),
         Mistake("you divided by the number of heads: with the head dimension D given, each head costs 4·T·S·D, "
-                "so H heads cost H times as much.", like(lambda t, s, d, h: 4 * t * s * d / h)),
+                "so H heads cost H times as much.", like(_flops_divided_by_heads)),
     ),
     what="4·T·S·D·H: both products, 2 FLOPs per multiply-add, every head, T ≠ S included.",
 )
 
 
-check_kv_cache_bytes = Check(
-    name="kv_cache_bytes",
-    points=1,
-    make_cases=lambda rng: [
+# kv_cache_bytes --------------------------------------------------------------------------------------------
+
+def _kv_cache_cases(rng):
+    # the int8 case comes first: with 1 byte per value, counting numbers instead of bytes is right there, and
+    # counting only the keys is not. Where bytes_per_value = 2 the two mistakes give the same answer, so only
+    # a learner who passed the int8 case can be told that they counted numbers.
+    random_sizes = (int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(8, 129)),
+                    int(rng.integers(1, 5000)))
+    return [
+        Case("random sizes, batch_size=3, bytes_per_value=1 (int8)", random_sizes,
+             {"batch_size": 3, "bytes_per_value": 1}),
         Case("LLaMA-2-7B: 32 layers, 32 KV heads, head_dim 128, 4096 tokens (float16: 2 bytes by default)",
              (32, 32, 128, 4096)),
         Case("grouped-query: 80 layers, 8 KV heads, head_dim 128, 8192 tokens, batch_size=4",
              (80, 8, 128, 8192), {"batch_size": 4}),
         Case("multi-query in float32: 12 layers, 1 KV head, head_dim 64, 1024 tokens, bytes_per_value=4",
              (12, 1, 64, 1024), {"bytes_per_value": 4}),
-        Case("random sizes, batch_size=3, bytes_per_value=1 (int8)",
-             (int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(8, 129)), int(rng.integers(1, 5000))),
-             {"batch_size": 3, "bytes_per_value": 1}),
-    ],
+    ]
+
+
+def _numbers_not_bytes(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """The numbers in the cache, never multiplied by bytes_per_value."""
+    return 2 * num_layers * num_kv_heads * head_dim * length * batch_size
+
+
+def _two_bytes_always(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """bytes_per_value fixed at 2 (float16), whatever is passed."""
+    return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * 2
+
+
+def _four_bytes_always(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """bytes_per_value fixed at 4 (float32), whatever is passed."""
+    return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * 4
+
+
+def _bytes_per_value_ignored(case, got, expected) -> bool:
+    """A case that passes bytes_per_value, answered with 1, 2 or 4 bytes per value instead."""
+    return "bytes_per_value" in case.kwargs and any(
+        like(simulator)(case, got, expected) for simulator in (_numbers_not_bytes, _two_bytes_always,
+                                                               _four_bytes_always))
+
+
+def _keys_only(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """The keys' bytes (or the values'), not both: the factor 2 missing."""
+    return num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value
+
+
+def _one_sequence_only(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """One sequence's cache, batch_size never multiplied in."""
+    return 2 * num_layers * num_kv_heads * head_dim * length * bytes_per_value
+
+
+def _batch_size_ignored(case, got, expected) -> bool:
+    """A case with a batch of several sequences, answered for one."""
+    return case.kwargs.get("batch_size", 1) != 1 and like(_one_sequence_only)(case, got, expected)
+
+
+def _one_layer_only(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """One layer's cache, num_layers never multiplied in."""
+    return 2 * num_kv_heads * head_dim * length * batch_size * bytes_per_value
+
+
+def _bits_not_bytes(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """The cache in bits: the bytes multiplied by 8."""
+    return 16 * num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value
+
+
+check_kv_cache_bytes = Check(
+    name="kv_cache_bytes",
+    points=1,
+    make_cases=_kv_cache_cases,
     implementation="course_lib.cost.kv_cache_bytes",
     call=calling.as_number,
     validate=calling.validate_kv_cache_bytes,
     outputs=(Output("bytes"),),
     mistakes=(
         Mistake("bytes_per_value is ignored (or fixed): multiply by the bytes of one number, 2 for float16, "
-                "4 for float32, 1 for int8.",
-                lambda case, got, exp: "bytes_per_value" in case.kwargs and any(
-                    like(lambda l, h, d, t, batch_size=1, bytes_per_value=2, k=k: 2 * l * h * d * t * batch_size * k)(
-                        case, got, exp) for k in (1, 2, 4))),
+                "4 for float32, 1 for int8.", _bytes_per_value_ignored),
+        # before 'only the keys': on the float16 cases the two agree, and a learner who counted only the keys
+        # has already failed the int8 case, where they do not
+        Mistake("you counted numbers, not bytes: multiply by bytes_per_value.", like(_numbers_not_bytes)),
         Mistake("you counted only the keys (or only the values): the cache holds both, a factor 2.",
-                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: l * h * d * t * batch_size * bytes_per_value)),
-        Mistake("batch_size is ignored: every sequence in the batch has its own cache.",
-                lambda case, got, exp: case.kwargs.get("batch_size", 1) != 1 and like(
-                    lambda l, h, d, t, batch_size=1, bytes_per_value=2: 2 * l * h * d * t * bytes_per_value)(case, got, exp)),
-        Mistake("you counted numbers, not bytes: multiply by bytes_per_value.",
-                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: 2 * l * h * d * t * batch_size)),
+                like(_keys_only)),
+        Mistake("batch_size is ignored: every sequence in the batch has its own cache.", _batch_size_ignored),
         Mistake("the number of layers is missing: every layer keeps its own keys and values.",
-                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: 2 * h * d * t * batch_size * bytes_per_value)),
+                like(_one_layer_only)),
         Mistake("you counted bits: 1 byte = 8 bits, and bytes_per_value is already in bytes.",
-                like(lambda l, h, d, t, batch_size=1, bytes_per_value=2: 16 * l * h * d * t * batch_size * bytes_per_value)),
+                like(_bits_not_bytes)),
     ),
     what="2 (keys and values) · layers · batch · KV heads · tokens · head_dim · bytes per value.",
     withholds=("course_lib.measure.cache_bytes",),
 )
 
+
+# grouped_query_attention -----------------------------------------------------------------------------------
 
 def _gqa_cases(rng):
     import torch
@@ -97,22 +196,32 @@ def _gqa_cases(rng):
     ]
 
 
-def _gqa_variant(repeat="interleave"):
-    """Grouped-query attention with the KV heads spread over the query heads in a given (maybe wrong) way."""
+def _attend_with_kv_heads(query, key, value, spread):
+    """Attention after ``spread(key or value, groups)`` gives every query head a KV head: the core of the
+    simulators below (the right spread is ``repeat_interleave``)."""
+    from course_lib.attention import scaled_dot_product_attention
 
-    def attend(query, key, value):
-        from course_lib.attention import scaled_dot_product_attention
+    groups = query.shape[-3] // key.shape[-3]  # query heads per KV head
+    keys, values = spread(key, groups), spread(value, groups)  # (B, H or 1, S, D) each
+    return scaled_dot_product_attention(query, keys, values)  # (B, H, T, Dv), (B, H, T, S)
 
-        groups = query.shape[-3] // key.shape[-3]
-        if repeat == "tile":  # head h uses KV head h % Hkv: torch's .repeat, the wrong order
-            key, value = key.repeat(1, groups, 1, 1), value.repeat(1, groups, 1, 1)
-        elif repeat == "first":  # every query head uses KV head 0
-            key, value = key[:, :1], value[:, :1]
-        else:
-            key, value = key.repeat_interleave(groups, dim=-3), value.repeat_interleave(groups, dim=-3)
-        return scaled_dot_product_attention(query, key, value)
 
-    return attend
+def _tile(heads, groups):
+    return heads.repeat(1, groups, 1, 1)  # (B, H, S, D): KV heads 0, 1, 0, 1, … (torch's .repeat)
+
+
+def _kv_heads_tiled(query, key, value):
+    """Query head h given KV head h % Hkv (tiled) instead of h // (H / Hkv)."""
+    return _attend_with_kv_heads(query, key, value, _tile)
+
+
+def _first_head(heads, groups):
+    return heads[:, :1]  # (B, 1, S, D), broadcast to every query head
+
+
+def _first_kv_head_only(query, key, value):
+    """Every query head given KV head 0."""
+    return _attend_with_kv_heads(query, key, value, _first_head)
 
 
 check_grouped_query_attention = Check(
@@ -125,9 +234,9 @@ check_grouped_query_attention = Check(
         Mistake("query heads are matched to the wrong KV heads: head h must use KV head h // (H / Hkv), so "
                 "consecutive query heads share one (torch's enable_gqa does the same). .repeat(...) tiles the "
                 "KV heads (0, 1, 0, 1, …); use .repeat_interleave(H // Hkv, dim=1) (0, 0, 1, 1, …).",
-                like(_gqa_variant("tile"))),
+                like(_kv_heads_tiled)),
         Mistake("every query head uses the first KV head: the Hkv key/value heads must be shared out, "
-                "H // Hkv query heads per KV head.", like(_gqa_variant("first"))),
+                "H // Hkv query heads per KV head.", like(_first_kv_head_only)),
     ),
     error_hints=(
         (torch_shape_error,

@@ -1,11 +1,12 @@
 """The checks of lesson 08, flash attention: the online softmax update and tiled flash attention.
 
-Lesson: notebooks/08_flash_attention.ipynb, its exercise solutions/08_flash_attention.ipynb. Tests: tests/checks/test_l08_flash_attention.py.
+Lesson: notebooks/08_flash_attention.ipynb, its exercise solutions/08_flash_attention.ipynb.
+Tests: tests/checks/test_l08_flash_attention.py.
 """
 from __future__ import annotations
 
 from course_lib.checking import Case, Check, Mistake, Output, like
-from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, long_inputs, mistaken_attention, tensor, torch_shape_error
+from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, long_inputs, tensor, torch_shape_error
 from course_lib.measure import largest_intermediate
 
 
@@ -23,7 +24,9 @@ def _online_cases(rng):
 
     from course_lib import flash
 
-    t = lambda *shape: tensor(rng, *shape, dtype="float64")
+    def t(*shape):
+        return tensor(rng, *shape, dtype="float64")
+
     fresh = flash.online_softmax_start(torch.zeros(3, 1, dtype=torch.float64), 2)  # m = -inf, l = 0, out = 0
     state = _online_state(rng, (3,), 4, 2)
     high = t(3, 4) + 3  # (T, Sb) scores above everything so far: the maximum grows
@@ -49,24 +52,53 @@ def _online_cases(rng):
     ]
 
 
-def _online_variant(rescale_out=True, rescale_l=True, normalise=False, keep_m=False, nan_guard=True,
-                    inverted=False):
-    """The online softmax update with one deliberate mistake."""
+# The online softmax update with one mistake each. Most share the right first half of the update: the new maximum,
+# the shift (0 where the maximum is still -inf, so that exp gives 0, not NaN) and the block's exponentials.
+def _new_maximum_and_weights(m, scores):
+    m_new = m.maximum(scores.amax(dim=-1))  # (..., T)
+    shift = m_new.masked_fill(m_new.isinf(), 0.0)  # (..., T)
+    weights = (scores - shift.unsqueeze(-1)).exp()  # (..., T, Sb)
+    return m_new, shift, weights
 
-    def update(m, l, out, scores, values):
-        import torch
 
-        m_new = m if keep_m else torch.maximum(m, scores.amax(dim=-1))
-        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new) if nan_guard else m_new
-        rescale = torch.exp(shift - m) if inverted else torch.exp(m - shift)
-        weights = torch.exp(scores - shift.unsqueeze(-1))
-        l_new = (rescale * l if rescale_l else l) + weights.sum(-1)
-        out_new = (rescale.unsqueeze(-1) * out if rescale_out else out) + weights @ values
-        if normalise:
-            out_new = out_new / l_new.unsqueeze(-1)
-        return m_new, l_new, out_new
+def _out_not_rescaled(m, l, out, scores, values):
+    m_new, shift, weights = _new_maximum_and_weights(m, scores)
+    rescale = (m - shift).exp()  # (..., T)
+    return m_new, rescale * l + weights.sum(-1), out + weights @ values  # out keeps the old maximum's scale
 
-    return update
+
+def _l_not_rescaled(m, l, out, scores, values):
+    m_new, shift, weights = _new_maximum_and_weights(m, scores)
+    rescale = (m - shift).exp()  # (..., T)
+    return m_new, l + weights.sum(-1), rescale.unsqueeze(-1) * out + weights @ values  # l keeps the old scale
+
+
+def _out_divided_by_l_each_block(m, l, out, scores, values):
+    m_new, shift, weights = _new_maximum_and_weights(m, scores)
+    rescale = (m - shift).exp()  # (..., T)
+    l_new = rescale * l + weights.sum(-1)  # (..., T)
+    out_new = rescale.unsqueeze(-1) * out + weights @ values  # (..., T, Dv)
+    return m_new, l_new, out_new / l_new.unsqueeze(-1)  # an average, where the next block needs a sum
+
+
+def _maximum_never_updated(m, l, out, scores, values):
+    shift = m.masked_fill(m.isinf(), 0.0)  # (..., T): the old maximum, never raised by this block
+    rescale = (m - shift).exp()  # (..., T)
+    weights = (scores - shift.unsqueeze(-1)).exp()  # (..., T, Sb)
+    return m, rescale * l + weights.sum(-1), rescale.unsqueeze(-1) * out + weights @ values
+
+
+def _shift_not_guarded(m, l, out, scores, values):
+    m_new = m.maximum(scores.amax(dim=-1))  # (..., T)
+    rescale = (m - m_new).exp()  # (..., T): NaN where m = m_new = -inf
+    weights = (scores - m_new.unsqueeze(-1)).exp()  # (..., T, Sb): NaN in a row of -inf
+    return m_new, rescale * l + weights.sum(-1), rescale.unsqueeze(-1) * out + weights @ values
+
+
+def _rescale_upside_down(m, l, out, scores, values):
+    m_new, shift, weights = _new_maximum_and_weights(m, scores)
+    rescale = (shift - m).exp()  # (..., T): exp(m_new - m) >= 1
+    return m_new, rescale * l + weights.sum(-1), rescale.unsqueeze(-1) * out + weights @ values
 
 
 _RESCALE_HINT = "when the maximum grows from m to m_new, multiply the old l and out by exp(m - m_new)"
@@ -78,18 +110,18 @@ check_online_softmax_update = Check(
     implementation="course_lib.flash.online_softmax_update",
     outputs=(Output("m", kind="torch"), Output("l", kind="torch"), Output("out", kind="torch")),
     mistakes=(
-        Mistake(f"out is not rescaled: {_RESCALE_HINT} (both, not only l).", like(_online_variant(rescale_out=False))),
-        Mistake(f"l is not rescaled: {_RESCALE_HINT} (both, not only out).", like(_online_variant(rescale_l=False))),
+        Mistake(f"out is not rescaled: {_RESCALE_HINT} (both, not only l).", like(_out_not_rescaled)),
+        Mistake(f"l is not rescaled: {_RESCALE_HINT} (both, not only out).", like(_l_not_rescaled)),
         Mistake("out is already divided by l: keep the running sum unnormalised and divide once at the end "
                 "(online_softmax_finish); otherwise the next block adds to an average, not a sum.",
-                like(_online_variant(normalise=True))),
+                like(_out_divided_by_l_each_block)),
         Mistake("m never changes: the new maximum is the larger of m and this block's largest score, "
-                "torch.maximum(m, scores_block.amax(dim=-1)).", like(_online_variant(keep_m=True))),
+                "torch.maximum(m, scores_block.amax(dim=-1)).", like(_maximum_never_updated)),
         Mistake("NaN for a row that has seen only masked keys: there m_new = -inf and exp(-inf - (-inf)) is NaN. "
                 "Subtract 0 instead of m_new where m_new is -inf (torch.where(torch.isinf(m_new), 0, m_new)).",
-                like(_online_variant(nan_guard=False))),
+                like(_shift_not_guarded)),
         Mistake("the rescaling factor is upside down: the old sums were computed relative to m and must now be "
-                "relative to m_new, so multiply by exp(m - m_new) <= 1.", like(_online_variant(inverted=True))),
+                "relative to m_new, so multiply by exp(m - m_new) <= 1.", like(_rescale_upside_down)),
     ),
     what="Keeps m, l and the unnormalised out exact block by block: growing and steady maxima, fully masked "
          "rows without NaN, batches and heads, float32 and float64.",
@@ -98,7 +130,9 @@ check_online_softmax_update = Check(
 
 
 def _flash_cases(rng):
-    sharp = lambda *shape: tensor(rng, *shape, dtype="float64") * 4
+    def sharp(*shape):
+        return tensor(rng, *shape, dtype="float64") * 4
+
     return [
         Case("T = S = 10 with block_size = 4 (T not a multiple of the block)",
              (tensor(rng, 10, 3), tensor(rng, 10, 3), tensor(rng, 10, 2)), {"block_size": 4}),
@@ -125,27 +159,45 @@ def _dense_attention(query, key, value, is_causal=False, block_size=64):
     return scaled_dot_product_attention(query, key, value, is_causal=is_causal)[0]
 
 
-def _flash_variant(**mistake):
-    """Dense attention with one deliberate mistake, as a tiled version with that mistake would compute it."""
-    attend = mistaken_attention(**mistake)
-    return lambda query, key, value, is_causal=False, block_size=64: attend(query, key, value, is_causal=is_causal)[0]
+# What a tiled version with one mistake computes; dense where the mistake is not in the tiling.
+
+def _dense_attention_unscaled(query, key, value, is_causal=False, block_size=64):
+    from course_lib.attention import scaled_dot_product_attention
+
+    return scaled_dot_product_attention(query, key, value, is_causal=is_causal, scale=1.0)[0]  # (..., T, Dv): q·k
 
 
-def _flash_diagonal_unmasked(query, key, value, is_causal=False, block_size=64):
+def _dense_attention_ignoring_is_causal(query, key, value, is_causal=False, block_size=64):
+    from course_lib.attention import scaled_dot_product_attention
+
+    return scaled_dot_product_attention(query, key, value)[0]  # (..., T, Dv): every key, whatever is_causal says
+
+
+def _ignores_is_causal(case, got, expected) -> bool:
+    return bool(case.kwargs.get("is_causal")) and like(_dense_attention_ignoring_is_causal)(case, got, expected)
+
+
+def _tiles_without_diagonal_mask(query, key, value, is_causal=False, block_size=64):
     """Tiled attention that skips the tiles above the diagonal but forgets to mask inside the diagonal ones."""
     import torch
 
     from course_lib import flash
 
-    outputs = []
+    num_keys, outputs = key.shape[-2], []
     for q_start in range(0, query.shape[-2], block_size):
         q_block = query[..., q_start:q_start + block_size, :]  # (..., Bq, D)
+        seen = min(num_keys, q_start + q_block.shape[-2]) if is_causal else num_keys  # later tiles: all future
         state = flash.online_softmax_start(q_block, value.shape[-1])
-        for k_start, k_end in flash._key_blocks(q_start, q_block.shape[-2], key.shape[-2], block_size, is_causal):
+        for k_start in range(0, seen, block_size):
+            k_end = min(k_start + block_size, num_keys)
             scores = q_block @ key[..., k_start:k_end, :].transpose(-2, -1) * query.shape[-1] ** -0.5  # (..., Bq, Bk)
-            state = flash.online_softmax_update(*state, scores, value[..., k_start:k_end, :])
-        outputs.append(flash.online_softmax_finish(state[1], state[2]))
+            state = flash.online_softmax_update(*state, scores, value[..., k_start:k_end, :])  # no masked_fill
+        outputs.append(flash.online_softmax_finish(state[1], state[2]))  # (..., Bq, Dv)
     return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+
+
+def _diagonal_tiles_unmasked(case, got, expected) -> bool:
+    return bool(case.kwargs.get("is_causal")) and like(_tiles_without_diagonal_mask)(case, got, expected)
 
 
 def _no_full_score_matrix(function, case, got) -> str | None:
@@ -162,6 +214,10 @@ def _no_full_score_matrix(function, case, got) -> str | None:
     return None
 
 
+def _long_flash_case(rng):
+    return Case("T = S = 4096, block_size = 64 (peak memory measured)", long_inputs(rng), {"block_size": 64})
+
+
 check_flash_attention = Check(
     name="flash_attention",
     points=3,
@@ -170,12 +226,11 @@ check_flash_attention = Check(
     implementation="course_lib.flash.flash_attention",
     outputs=(Output("output", kind="torch"),),
     mistakes=(
-        Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_flash_variant(scale=False))),
-        Mistake("is_causal=True is ignored: query i may only see keys j <= i.",
-                lambda case, got, exp: case.kwargs.get("is_causal") and like(_flash_variant(ignore_causal=True))(case, got, exp)),
+        Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_dense_attention_unscaled)),
+        Mistake("is_causal=True is ignored: query i may only see keys j <= i.", _ignores_is_causal),
         Mistake("the tiles on the diagonal are not masked: skipping the tiles above the diagonal is not enough, "
                 "inside a tile that crosses it set the scores of keys j > i to -inf (masked_fill) before the update.",
-                lambda case, got, exp: case.kwargs.get("is_causal") and like(_flash_diagonal_unmasked)(case, got, exp)),
+                _diagonal_tiles_unmasked),
     ),
     extra=_no_full_score_matrix,
     error_hints=(
@@ -188,8 +243,7 @@ check_flash_attention = Check(
     withholds=("course_lib.flash.flash_attention_forward", "course_lib.flash.FlashAttentionFunction",
                "course_lib.flash.flash_attention_backward", *COURSE_ATTENTION),
     library=TORCH_ATTENTION,
-    memory_probe=lambda rng: Case("T = S = 4096, block_size = 64 (peak memory measured)", long_inputs(rng),
-                              {"block_size": 64}),
+    memory_probe=_long_flash_case,
     memory_advice=("Flash attention holds one (block_size, block_size) tile of scores per head at a time: loop over "
                    "blocks of queries and, inside, over blocks of keys."),
 )

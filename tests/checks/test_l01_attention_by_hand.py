@@ -1,27 +1,31 @@
 """Fixtures for the checks of lesson 01, course_lib/checks/l01_attention_by_hand.py: wrong solutions, each with the
 diagnosis a learner must see (``WRONG``), and right solutions written differently (``RIGHT``).
 tests/test_manifest.py proves that every diagnosis of these checks is triggered by a WRONG fixture and that
-every check has a RIGHT one."""
+every check has a RIGHT one. Each wrong solution is written the way a learner writes it, not by calling the
+check's own simulator (a fixture that did could never fail)."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from course_lib import numpy_attention as ref
 from verdicts import fixture_tests
 
+
+# softmax: wrong ---------------------------------------------------------------------------------------------
 
 def naive_softmax(x, axis=-1):
     return np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True)
 
 
 def softmax_wrong_axis(x, axis=-1):
-    return ref.softmax(x, axis=0 if np.ndim(x) > 1 else -1)
+    exps = np.exp(x - np.max(x, axis=0, keepdims=True))  # axis=0 written where `axis` was meant
+    return exps / np.sum(exps, axis=0, keepdims=True)
 
 
 def softmax_ignores_axis(x, axis=-1):
-    return ref.softmax(x, axis=-1)
+    exps = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return exps / np.sum(exps, axis=-1, keepdims=True)
 
 
 def softmax_no_keepdims(x, axis=-1):
@@ -39,61 +43,16 @@ def softmax_unnormalised(x, axis=-1):
 
 
 def softmax_list(x, axis=-1):
-    return ref.softmax(x, axis).tolist()
+    exps = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return (exps / np.sum(exps, axis=axis, keepdims=True)).tolist()
 
 
 def softmax_in_place(x, axis=-1):
     x -= np.max(x, axis=axis, keepdims=True)
-    return ref.softmax(x, axis)
+    return np.exp(x) / np.sum(np.exp(x), axis=axis, keepdims=True)
 
 
-def scores_unscaled(q, k):
-    return q @ np.swapaxes(k, -1, -2)
-
-
-def scores_by_d(q, k):
-    return q @ np.swapaxes(k, -1, -2) / q.shape[-1]
-
-
-def scores_not_transposed(q, k):
-    return q @ k / np.sqrt(q.shape[-1])
-
-
-def scores_dot_T(q, k):
-    return q @ k.T / np.sqrt(q.shape[-1])
-
-
-def scores_softmaxed(q, k):
-    return ref.softmax(ref.attention_scores(q, k))
-
-
-def scores_by_num_keys(q, k):
-    return q @ np.swapaxes(k, -1, -2) / np.sqrt(k.shape[-2])
-
-
-def attention_swapped(q, k, v):
-    output, weights = ref.scaled_dot_product_attention(q, k, v)
-    return weights, output
-
-
-def attention_only_output(q, k, v):
-    return ref.scaled_dot_product_attention(q, k, v)[0]
-
-
-def attention_wrong_axis(q, k, v):
-    weights = ref.softmax(ref.attention_scores(q, k), axis=-2)
-    return weights @ v, weights
-
-
-def attention_unscaled(q, k, v):
-    weights = ref.softmax(q @ np.swapaxes(k, -1, -2))
-    return weights @ v, weights
-
-
-def attention_no_softmax(q, k, v):
-    scores = ref.attention_scores(q, k)
-    return scores @ v, scores
-
+# softmax: right ---------------------------------------------------------------------------------------------
 
 def softmax_float64_loop(x, axis=-1):
     x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
@@ -109,6 +68,54 @@ def softmax_logsumexp(x, axis=-1):
     return np.exp(x - m - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)))
 
 
+# attention_scores: wrong ------------------------------------------------------------------------------------
+
+def scores_unscaled(q, k):
+    return q @ np.swapaxes(k, -1, -2)
+
+
+def scores_by_d(q, k):
+    return q @ np.swapaxes(k, -1, -2) / q.shape[-1]
+
+
+def scores_not_transposed(q, k):
+    return q @ k / np.sqrt(q.shape[-1])
+
+
+def scores_transposed_only_when_the_shapes_clash(queries, keys):
+    if queries.shape[-1] != keys.shape[-2]:  # "make the shapes fit": square keys are left as they are
+        keys = np.swapaxes(keys, -1, -2)
+    return queries @ keys / np.sqrt(queries.shape[-1])
+
+
+def scores_elementwise(queries, keys):
+    return queries * keys / np.sqrt(queries.shape[-1])
+
+
+def scores_keys_first(queries, keys):
+    return keys @ np.swapaxes(queries, -1, -2) / np.sqrt(queries.shape[-1])  # (S, T)
+
+
+def scores_dot_T(q, k):
+    return q @ k.T / np.sqrt(q.shape[-1])
+
+
+def scores_softmaxed(q, k):
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    exps = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return exps / exps.sum(axis=-1, keepdims=True)
+
+
+def scores_by_num_keys(q, k):
+    return q @ np.swapaxes(k, -1, -2) / np.sqrt(k.shape[-2])
+
+
+def scores_by_num_queries(queries, keys):
+    return queries @ np.swapaxes(keys, -1, -2) / np.sqrt(len(queries))
+
+
+# attention_scores: right ------------------------------------------------------------------------------------
+
 def scores_einsum(q, k):
     return np.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1])
 
@@ -121,20 +128,54 @@ def scores_loop(q, k):
     return out / math.sqrt(q.shape[-1])
 
 
+# scaled_dot_product_attention: wrong (built on the learner's right softmax and scores above) ------------------
+
+def attention_swapped(q, k, v):
+    weights = softmax_logsumexp(scores_einsum(q, k))
+    return weights, weights @ v
+
+
+def attention_only_output(q, k, v):
+    return softmax_logsumexp(scores_einsum(q, k)) @ v
+
+
+def attention_wrong_axis(q, k, v):
+    weights = softmax_logsumexp(scores_einsum(q, k), axis=-2)
+    return weights @ v, weights
+
+
+def attention_unscaled(q, k, v):
+    weights = softmax_logsumexp(q @ np.swapaxes(k, -1, -2))
+    return weights @ v, weights
+
+
+def attention_no_softmax(q, k, v):
+    scores = scores_einsum(q, k)
+    return scores @ v, scores
+
+
+def attention_keys_transposed_only_when_the_shapes_clash(queries, keys, values):
+    weights = softmax_logsumexp(scores_transposed_only_when_the_shapes_clash(queries, keys))
+    return weights @ values, weights
+
+
+# scaled_dot_product_attention: right ------------------------------------------------------------------------
+
 def attention_einsum(q, k, v):
     weights = softmax_logsumexp(scores_einsum(q, k))
     return np.einsum("...ts,...sd->...td", weights, v), weights
 
 
 def attention_as_list_tuple(q, k, v):
-    return list(ref.scaled_dot_product_attention(q, k, v))
+    weights = softmax_float64_loop(scores_loop(q, k))
+    return [weights @ v, weights]
 
 
 WRONG = [
     ("softmax", naive_softmax, "overflow"),
     ("softmax", softmax_wrong_axis, "wrong axis"),
     ("softmax", softmax_ignores_axis, "ignore the `axis` argument"),
-    ("softmax", softmax_no_keepdims, "keepdims=True"),
+    ("softmax", softmax_no_keepdims, "max or sum without keepdims=True"),
     ("softmax", softmax_whole_sum, "sum of the whole array"),
     ("softmax", softmax_unnormalised, "do not sum to 1"),
     ("softmax", softmax_list, "returned a Python list"),
@@ -142,14 +183,19 @@ WRONG = [
     ("attention_scores", scores_unscaled, "not scaled"),
     ("attention_scores", scores_by_d, "divide by √D"),
     ("attention_scores", scores_not_transposed, "transpose keys"),
+    ("attention_scores", scores_transposed_only_when_the_shapes_clash, "keys are not transposed"),
+    ("attention_scores", scores_elementwise, "multiplied element by element"),
+    ("attention_scores", scores_keys_first, "query-major the other way round"),
     ("attention_scores", scores_dot_T, "swap only the last two"),
     ("attention_scores", scores_softmaxed, "before the softmax"),
     ("attention_scores", scores_by_num_keys, "number of keys"),
+    ("attention_scores", scores_by_num_queries, "number of queries"),
     ("scaled_dot_product_attention", attention_swapped, "swapped"),
     ("scaled_dot_product_attention", attention_only_output, "returned only output"),
     ("scaled_dot_product_attention", attention_wrong_axis, "wrong axis"),
     ("scaled_dot_product_attention", attention_unscaled, "not scaled"),
     ("scaled_dot_product_attention", attention_no_softmax, "softmax is missing"),
+    ("scaled_dot_product_attention", attention_keys_transposed_only_when_the_shapes_clash, "keys are not transposed"),
 ]
 
 RIGHT = [

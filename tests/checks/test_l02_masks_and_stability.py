@@ -1,20 +1,29 @@
 """Fixtures for the checks of lesson 02, course_lib/checks/l02_masks_and_stability.py: wrong solutions, each with the
 diagnosis a learner must see (``WRONG``), and right solutions written differently (``RIGHT``).
 tests/test_manifest.py proves that every diagnosis of these checks is triggered by a WRONG fixture and that
-every check has a RIGHT one."""
+every check has a RIGHT one. Each wrong solution is written the way a learner writes it, with what the exercise
+gives: lesson 01's ``attention_scores`` and a stable softmax that still gives NaN on a row of -inf."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from course_lib import numpy_attention as ref
+from course_lib.numpy_attention import attention_scores  # what the exercise imports
 from verdicts import fixture_tests
-from test_l01_attention_by_hand import naive_softmax
 
+
+def given_softmax(x, axis=-1):
+    """The exercise's softmax: stable, but a row that is entirely -inf gives NaN (-inf - -inf)."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    exps = np.exp(shifted)
+    return exps / np.sum(exps, axis=axis, keepdims=True)
+
+
+# causal_mask: wrong, then right ------------------------------------------------------------------------------
 
 def causal_reversed(n):
-    return ~ref.causal_mask(n)
+    return np.triu(np.ones((n, n), dtype=bool), k=1)  # True = "hidden": the future
 
 
 def causal_int(n):
@@ -22,54 +31,11 @@ def causal_int(n):
 
 
 def causal_no_diagonal(n):
-    return np.tril(np.ones((n, n), dtype=bool), k=-1)
+    return np.arange(n)[:, None] > np.arange(n)[None, :]  # j < i
 
 
 def causal_upper(n):
-    return np.triu(np.ones((n, n), dtype=bool))
-
-
-def padding_reversed(lengths, n):
-    return ~ref.padding_mask(lengths, n)
-
-
-def padding_off_by_one(lengths, n):
-    return np.arange(n)[None, :] <= np.asarray(lengths)[:, None]
-
-
-def padding_transposed(lengths, n):
-    return ref.padding_mask(lengths, n).T
-
-
-def masked_after_softmax(q, k, v, mask):
-    weights = ref.softmax(ref.attention_scores(q, k)) * mask
-    return weights @ v, weights
-
-
-def masked_reversed(q, k, v, mask):
-    return ref.scaled_dot_product_attention(q, k, v, ~mask)
-
-
-def masked_nan_rows(q, k, v, mask):
-    scores = np.where(mask, ref.attention_scores(q, k), -np.inf)
-    e = np.exp(scores - scores.max(-1, keepdims=True))
-    weights = e / e.sum(-1, keepdims=True)
-    return weights @ v, weights
-
-
-def masked_times_inf(q, k, v, mask):
-    scores = ref.attention_scores(q, k) + (~mask) * -np.inf
-    weights = naive_softmax(scores - scores.max(-1, keepdims=True))  # exercise 02's textbook softmax
-    return weights @ v, weights
-
-
-def masked_large_negative(q, k, v, mask):
-    weights = ref.softmax(np.where(mask, ref.attention_scores(q, k), -1e9))
-    return weights @ v, weights
-
-
-def masked_reversed_nan_rows(q, k, v, mask):
-    return masked_nan_rows(q, k, v, ~mask)
+    return np.arange(n)[:, None] <= np.arange(n)[None, :]  # j >= i
 
 
 def causal_loop(n):
@@ -83,9 +49,86 @@ def causal_compare(n):
     return np.arange(n)[:, None] >= np.arange(n)[None, :]
 
 
+# padding_mask: wrong, then right -----------------------------------------------------------------------------
+
+def padding_reversed(lengths, n):
+    return np.arange(n)[None, :] >= np.asarray(lengths)[:, None]  # True on the padding
+
+
+def padding_off_by_one(lengths, n):
+    return np.array([[position <= length for position in range(n)] for length in lengths])
+
+
+def padding_transposed(lengths, n):
+    return np.arange(n)[:, None] < np.asarray(lengths)[None, :]  # (n, B)
+
+
 def padding_loop(lengths, n):
     return np.array([[position < length for position in range(n)] for length in lengths], dtype=bool)
 
+
+# masked_attention: wrong -------------------------------------------------------------------------------------
+
+def masked_after_softmax(q, k, v, mask):
+    weights = given_softmax(attention_scores(q, k)) * mask
+    return weights @ v, weights
+
+
+def masked_reversed(queries, keys, values, mask):
+    scores = np.where(mask, -np.inf, attention_scores(queries, keys))  # True read as "hide"
+    visible = np.any(~mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(visible, scores, 0.0)) * visible
+    return weights @ values, weights
+
+
+def masked_reversed_nan_rows(queries, keys, values, mask):
+    weights = given_softmax(np.where(mask, -np.inf, attention_scores(queries, keys)))
+    return weights @ values, weights
+
+
+def masked_nan_rows(q, k, v, mask):
+    weights = given_softmax(np.where(mask, attention_scores(q, k), -np.inf))
+    return weights @ v, weights
+
+
+def masked_times_inf(q, k, v, mask):
+    scores = attention_scores(q, k) + (1 - mask) * -np.inf  # the additive mask of the papers, by arithmetic
+    weights = given_softmax(scores)
+    return weights @ v, weights
+
+
+def masked_large_negative(q, k, v, mask):
+    weights = given_softmax(np.where(mask, attention_scores(q, k), -1e9))
+    return weights @ v, weights
+
+
+def masked_unscaled(queries, keys, values, mask):
+    scores = np.where(mask, queries @ np.swapaxes(keys, -1, -2), -np.inf)  # no / sqrt(D)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, weights
+
+
+def masked_softmax_over_queries(queries, keys, values, mask):
+    weights = given_softmax(np.where(mask, attention_scores(queries, keys), -np.inf), axis=0)
+    return weights @ values, weights
+
+
+def masked_without_softmax(queries, keys, values, mask):
+    weights = np.where(mask, attention_scores(queries, keys), -np.inf)
+    return weights @ values, weights
+
+
+def masked_keys_transposed_only_when_the_shapes_clash(queries, keys, values, mask):
+    if queries.shape[-1] != keys.shape[-2]:  # "make the shapes fit": square keys are left as they are
+        keys = np.swapaxes(keys, -1, -2)
+    scores = np.where(mask, queries @ keys / np.sqrt(queries.shape[-1]), -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, weights
+
+
+# masked_attention: right -------------------------------------------------------------------------------------
 
 def masked_with_nan_to_num(q, k, v, mask):
     scores = np.where(mask, np.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1]), -np.inf)
@@ -93,6 +136,14 @@ def masked_with_nan_to_num(q, k, v, mask):
         e = np.exp(scores - scores.max(-1, keepdims=True))
         weights = np.nan_to_num(e / e.sum(-1, keepdims=True))
     return weights @ v, weights
+
+
+def masked_with_a_total_never_zero(queries, keys, values, mask):
+    scores = attention_scores(queries, keys)  # (..., T, S)
+    exps = np.where(mask, np.exp(scores - scores.max(axis=-1, keepdims=True)), 0.0)  # (..., T, S)
+    totals = exps.sum(axis=-1, keepdims=True)  # (..., T, 1); 0 where everything is masked
+    weights = exps / np.where(totals > 0, totals, 1.0)
+    return weights @ values, weights
 
 
 WRONG = [
@@ -105,10 +156,14 @@ WRONG = [
     ("padding_mask", padding_transposed, "transposed"),
     ("masked_attention", masked_after_softmax, "after the softmax"),
     ("masked_attention", masked_reversed, "meaning is reversed"),
+    ("masked_attention", masked_reversed_nan_rows, "meaning is reversed"),
     ("masked_attention", masked_nan_rows, "gives NaN"),
     ("masked_attention", masked_times_inf, "0 * -inf"),
     ("masked_attention", masked_large_negative, "uniform weights"),
-    ("masked_attention", masked_reversed_nan_rows, "meaning is reversed"),
+    ("masked_attention", masked_unscaled, "not scaled by 1/√D"),
+    ("masked_attention", masked_softmax_over_queries, "softmax over the wrong axis"),
+    ("masked_attention", masked_without_softmax, "softmax is missing"),
+    ("masked_attention", masked_keys_transposed_only_when_the_shapes_clash, "keys are not transposed"),
 ]
 
 RIGHT = [
@@ -116,6 +171,7 @@ RIGHT = [
     ("causal_mask", causal_compare),
     ("padding_mask", padding_loop),
     ("masked_attention", masked_with_nan_to_num),
+    ("masked_attention", masked_with_a_total_never_zero),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)

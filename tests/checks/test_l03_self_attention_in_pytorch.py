@@ -1,7 +1,9 @@
 """Fixtures for the checks of lesson 03, course_lib/checks/l03_self_attention_in_pytorch.py: wrong solutions, each with the
 diagnosis a learner must see (``WRONG``), and right solutions written differently (``RIGHT``).
 tests/test_manifest.py proves that every diagnosis of these checks is triggered by a WRONG fixture and that
-every check has a RIGHT one."""
+every check has a RIGHT one. Each wrong solution is written the way a learner writes it (on the exercise's
+pattern: scores, masks, then a softmax that gives a fully masked row zeros), not by calling the check's own
+simulator (a fixture that did could never fail)."""
 from __future__ import annotations
 
 import math
@@ -10,57 +12,142 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import attention
 from course_lib.checks import CHECKS
-from course_lib.checks._common import mistaken_attention
 from verdicts import fixture_tests
 
 
-def torch_attention(reverse=False, multiply=False, ignore_causal=False, nan_rows=False, detach=False, scale=True):
-    def sdpa(query, key, value, attn_mask=None, is_causal=False):
-        scores = query @ key.transpose(-2, -1) / (math.sqrt(query.shape[-1]) if scale else 1.0)
-        if is_causal and not ignore_causal:
-            attn_mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).tril()
-        if attn_mask is not None and attn_mask.dtype == torch.bool:
-            scores = scores.masked_fill(attn_mask if reverse else ~attn_mask, float("-inf"))
-        elif attn_mask is not None:
-            scores = scores * attn_mask if multiply else scores + attn_mask
-        if nan_rows:
-            weights = torch.softmax(scores, dim=-1)
-        else:
-            weights = attention.masked_softmax(scores)
-        output = weights @ value
-        return (output.detach(), weights.detach()) if detach else (output, weights)
-    return sdpa
+def scaled_scores(query, key):
+    return query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])  # (..., T, S)
 
 
-class SelfAttentionScaledByModel(attention.SelfAttention):
-    def forward(self, x, attn_mask=None):
-        q, k, v = self.query(x), self.key(x), self.value(x)
-        return attention.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=x.shape[-1] ** -0.5)[0]
+def causal(query, key):
+    return torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).tril()  # (T, S)
 
 
-class SelfAttentionWithBias(nn.Module):
-    def __init__(self, d_model, d_head):
-        super().__init__()
-        self.query, self.key, self.value = (nn.Linear(d_model, d_head) for _ in range(3))
-
-    def forward(self, x, attn_mask=None):
-        return attention.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x), attn_mask)[0]
-
-
-class SelfAttentionWrongNames(nn.Module):
-    def __init__(self, d_model, d_head):
-        super().__init__()
-        self.W_q, self.W_k, self.W_v = (nn.Linear(d_model, d_head, bias=False) for _ in range(3))
+def with_the_masks(scores, attn_mask=None, is_causal=False):
+    """The exercise's mask step, right: the causal, boolean or float mask applied to the scores (..., T, S)."""
+    if is_causal:
+        attn_mask = torch.ones(scores.shape[-2:], dtype=torch.bool).tril()  # (T, S)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        return scores.masked_fill(~attn_mask, float("-inf"))
+    if attn_mask is not None:
+        return scores + attn_mask
+    return scores
 
 
-class SelfAttentionIgnoresMask(attention.SelfAttention):
-    def forward(self, x, attn_mask=None):
-        return super().forward(x)
+def masked_scores(query, key, attn_mask=None, is_causal=False):
+    """The exercise's first steps, right: scaled scores, then the masks."""
+    return with_the_masks(scaled_scores(query, key), attn_mask, is_causal)  # (..., T, S)
 
 
-def torch_sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
+def zero_safe_softmax(scores):
+    """The exercise's softmax over keys: a query with no key left (a row of -inf) gets zeros, not NaN."""
+    has_key = (scores > float("-inf")).any(dim=-1, keepdim=True)  # (..., T, 1)
+    return torch.softmax(scores.masked_fill(~has_key, 0.0), dim=-1) * has_key  # (..., T, S)
+
+
+# sdpa: wrong -------------------------------------------------------------------------------------------------
+
+def sdpa_mask_reversed(query, key, value, attn_mask=None, is_causal=False):
+    scores = scaled_scores(query, key)
+    if is_causal:
+        attn_mask = causal(query, key)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        scores = scores.masked_fill(attn_mask, float("-inf"))  # "fill where the mask is"
+    else:
+        scores = with_the_masks(scores, attn_mask)
+    weights = zero_safe_softmax(scores)
+    return weights @ value, weights
+
+
+def scores_with_the_float_mask_multiplied(query, key, attn_mask=None, is_causal=False):
+    if attn_mask is not None and attn_mask.dtype != torch.bool:
+        return scaled_scores(query, key) * attn_mask  # where scores + attn_mask was meant
+    return masked_scores(query, key, attn_mask, is_causal)
+
+
+def sdpa_float_mask_multiplied(query, key, value, attn_mask=None, is_causal=False):
+    weights = zero_safe_softmax(scores_with_the_float_mask_multiplied(query, key, attn_mask, is_causal))
+    return weights @ value, weights
+
+
+def sdpa_float_mask_multiplied_total_never_zero(query, key, value, attn_mask=None, is_causal=False):
+    scores = scores_with_the_float_mask_multiplied(query, key, attn_mask, is_causal)
+    largest = scores.amax(dim=-1, keepdim=True)
+    exps = torch.exp(scores - torch.where(torch.isfinite(largest), largest, torch.zeros_like(largest)))
+    totals = exps.sum(dim=-1, keepdim=True)
+    weights = exps / torch.where(totals > 0, totals, torch.ones_like(totals))  # a total that is never 0
+    return weights @ value, weights
+
+
+def sdpa_mask_after_softmax(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        attn_mask = causal(query, key)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        weights = torch.softmax(scaled_scores(query, key), dim=-1) * attn_mask  # masked weights are 0 ...
+    else:
+        weights = zero_safe_softmax(masked_scores(query, key, attn_mask))
+    return weights @ value, weights
+
+
+def sdpa_every_mask_added(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        attn_mask = causal(query, key)
+    scores = scaled_scores(query, key)
+    if attn_mask is not None:
+        scores = scores + attn_mask  # a boolean mask too, as 1 and 0
+    weights = zero_safe_softmax(scores)
+    return weights @ value, weights
+
+
+def sdpa_large_negative(query, key, value, attn_mask=None, is_causal=False):
+    scores = scaled_scores(query, key)
+    if is_causal:
+        attn_mask = causal(query, key)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attn_mask, -1e9)  # "minus a lot" where hidden
+    else:
+        scores = with_the_masks(scores, attn_mask)
+    weights = zero_safe_softmax(scores)
+    return weights @ value, weights
+
+
+def sdpa_causal_ignored(query, key, value, attn_mask=None, is_causal=False):
+    weights = zero_safe_softmax(masked_scores(query, key, attn_mask))
+    return weights @ value, weights
+
+
+def sdpa_causal_upper_triangle(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        attn_mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).triu()
+    weights = zero_safe_softmax(masked_scores(query, key, attn_mask))
+    return weights @ value, weights
+
+
+def sdpa_unscaled(query, key, value, attn_mask=None, is_causal=False):
+    scores = query @ key.transpose(-2, -1)  # no / sqrt(D)
+    weights = zero_safe_softmax(with_the_masks(scores, attn_mask, is_causal))
+    return weights @ value, weights
+
+
+def sdpa_softmax_over_queries(query, key, value, attn_mask=None, is_causal=False):
+    weights = torch.softmax(masked_scores(query, key, attn_mask, is_causal), dim=-2)
+    return weights @ value, weights
+
+
+def sdpa_nan_rows(query, key, value, attn_mask=None, is_causal=False):
+    weights = torch.softmax(masked_scores(query, key, attn_mask, is_causal), dim=-1)
+    return weights @ value, weights
+
+
+def sdpa_detached(query, key, value, attn_mask=None, is_causal=False):
+    output, weights = sdpa_with_where(query, key, value, attn_mask, is_causal)
+    return output.detach(), weights.detach()
+
+
+# sdpa: right -------------------------------------------------------------------------------------------------
+
+def sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
     scores = torch.einsum("...td,...sd->...ts", query, key) * query.shape[-1] ** -0.5
     if is_causal:
         attn_mask = torch.tril(torch.ones(scores.shape[-2:], dtype=torch.bool))
@@ -72,6 +159,8 @@ def torch_sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
     return weights @ value, weights
 
 
+# SelfAttention: wrong (most on the wrong sdpa above, as a layer calls the learner's own) -----------------------
+
 class Projections(nn.Module):
     """The three projections the SelfAttention exercise asks for; subclasses say what attends."""
 
@@ -81,6 +170,52 @@ class Projections(nn.Module):
         self.key = nn.Linear(d_model, d_head, bias=False)
         self.value = nn.Linear(d_model, d_head, bias=False)
 
+
+class SelfAttentionScaledByModel(Projections):
+    def forward(self, x, attn_mask=None):
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])  # d_model, where d_head was meant
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        return zero_safe_softmax(scores) @ v
+
+
+class SelfAttentionUnscaled(Projections):
+    def forward(self, x, attn_mask=None):
+        return sdpa_unscaled(self.query(x), self.key(x), self.value(x), attn_mask)[0]
+
+
+class SelfAttentionSoftmaxOverQueries(Projections):
+    def forward(self, x, attn_mask=None):
+        return sdpa_softmax_over_queries(self.query(x), self.key(x), self.value(x), attn_mask)[0]
+
+
+class SelfAttentionIgnoresMask(Projections):
+    def forward(self, x, attn_mask=None):
+        return sdpa_with_where(self.query(x), self.key(x), self.value(x))[0]
+
+
+class SelfAttentionMaskReversed(Projections):
+    def forward(self, x, attn_mask=None):
+        return sdpa_mask_reversed(self.query(x), self.key(x), self.value(x), attn_mask)[0]
+
+
+class SelfAttentionWithBias(nn.Module):
+    def __init__(self, d_model, d_head):
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(d_model, d_head) for _ in range(3))
+
+    def forward(self, x, attn_mask=None):
+        return sdpa_with_where(self.query(x), self.key(x), self.value(x), attn_mask)[0]
+
+
+class SelfAttentionWrongNames(nn.Module):
+    def __init__(self, d_model, d_head):
+        super().__init__()
+        self.W_q, self.W_k, self.W_v = (nn.Linear(d_model, d_head, bias=False) for _ in range(3))
+
+
+# SelfAttention: right ----------------------------------------------------------------------------------------
 
 class SelfAttentionEinsum(Projections):
     """Scores by einsum and the mask applied with where: a different route to the same numbers."""
@@ -94,6 +229,16 @@ class SelfAttentionEinsum(Projections):
             scores = scores + attn_mask  # (B, T, T)
         return torch.softmax(scores, dim=-1) @ v  # (B, T, d_head)
 
+
+class SelfAttentionThroughTheSdpa(Projections):
+    """The exercise's way: the layer calls the learner's own sdpa."""
+
+    def forward(self, x, attn_mask=None):
+        output, _ = sdpa_with_where(self.query(x), self.key(x), self.value(x), attn_mask=attn_mask)
+        return output  # (B, T, d_head)
+
+
+# Doing the job with torch's attention: the check cell says so ------------------------------------------------
 
 class SelfAttentionFused(Projections):
     """Calls torch's own fused attention for the output: right numbers, but the job is torch's (library-call)."""
@@ -126,24 +271,31 @@ def sdpa_through_a_helper(query, key, value, attn_mask=None, is_causal=False):
 
 
 WRONG = [
-    ("sdpa", torch_attention(reverse=True), "meaning is reversed"),
-    ("sdpa", torch_attention(multiply=True), "added to the scores"),
-    ("sdpa", torch_attention(ignore_causal=True), "is_causal=True is ignored"),
-    ("sdpa", torch_attention(nan_rows=True), "gives NaN"),
-    ("sdpa", torch_attention(scale=False), "not scaled"),
-    ("sdpa", torch_attention(detach=True), "not connected to autograd"),
-    ("sdpa", mistaken_attention(after_softmax=True), "after the softmax"),
-    ("sdpa", mistaken_attention(add_bool=True), "added to the scores as numbers"),
-    ("sdpa", mistaken_attention(large_negative=True), "large negative number"),
-    ("SelfAttention", SelfAttentionScaledByModel, "√d_head"),
+    ("sdpa", sdpa_mask_reversed, "meaning is reversed"),
+    ("sdpa", sdpa_float_mask_multiplied, "added to the scores (it holds 0 or -inf, or a bias), not multiplied"),
+    ("sdpa", sdpa_float_mask_multiplied_total_never_zero, "added to the scores (it holds 0 or -inf, or a bias)"),
+    ("sdpa", sdpa_mask_after_softmax, "after the softmax"),
+    ("sdpa", sdpa_every_mask_added, "added to the scores as numbers"),
+    ("sdpa", sdpa_large_negative, "large negative number"),
+    ("sdpa", sdpa_causal_ignored, "is_causal=True is ignored"),
+    ("sdpa", sdpa_causal_upper_triangle, "see the future"),
+    ("sdpa", sdpa_unscaled, "not scaled"),
+    ("sdpa", sdpa_softmax_over_queries, "softmax over the wrong dimension"),
+    ("sdpa", sdpa_nan_rows, "gives NaN"),
+    ("sdpa", sdpa_detached, "not connected to autograd"),
+    ("SelfAttention", SelfAttentionScaledByModel, "you scaled by √d_model"),
+    ("SelfAttention", SelfAttentionUnscaled, "not scaled by 1/√d_head"),
+    ("SelfAttention", SelfAttentionSoftmaxOverQueries, "softmax over the wrong dimension"),
+    ("SelfAttention", SelfAttentionIgnoresMask, "attn_mask is ignored"),
+    ("SelfAttention", SelfAttentionMaskReversed, "meaning is reversed"),
     ("SelfAttention", SelfAttentionWithBias, "has a bias"),
     ("SelfAttention", SelfAttentionWrongNames, "should be an nn.Linear"),
-    ("SelfAttention", SelfAttentionIgnoresMask, "attn_mask is ignored"),
 ]
 
 RIGHT = [
-    ("sdpa", torch_sdpa_with_where),
+    ("sdpa", sdpa_with_where),
     ("SelfAttention", SelfAttentionEinsum),
+    ("SelfAttention", SelfAttentionThroughTheSdpa),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)

@@ -26,6 +26,21 @@ def window_numpy(n, window):
     return sparse.sliding_window_mask(n, window).numpy()
 
 
+def window_reversed(n, window):
+    """True where a query must NOT look: the opposite of the course's convention."""
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # (n, n): i - j
+    return offsets.abs() > window
+
+
+def window_split_between_sides(n, window):
+    """Reads "window" as the whole width, so each side gets half of it."""
+    half = window // 2
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        mask[i, max(0, i - half): i + half + 1] = True
+    return mask
+
+
 def strided_not_causal(n, stride):
     offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
     return (offsets.abs() < stride) | (offsets % stride == 0)
@@ -34,6 +49,21 @@ def strided_not_causal(n, stride):
 def strided_local_only(n, stride):
     offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
     return (offsets >= 0) & (offsets < stride)
+
+
+def strided_multiples_only(n, stride):
+    """Only the keys a whole number of strides back: the stride most recent keys are forgotten."""
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        mask[i, i % stride: i + 1: stride] = True  # …, i - 2·stride, i - stride, i
+    return mask
+
+
+def strided_absolute_columns(n, stride):
+    """The strided part keeps every stride-th column, not every stride-th key back from the query."""
+    rows, columns = torch.arange(n)[:, None], torch.arange(n)[None, :]  # (n, 1), (1, n)
+    causal = columns <= rows
+    return causal & ((rows - columns < stride) | (columns % stride == 0))
 
 
 def sliding_dense(query, key, value, window, is_causal=False):
@@ -73,6 +103,30 @@ def sliding_blocks_unmasked(query, key, value, window, is_causal=False):
     return torch.cat(outputs, dim=-2)
 
 
+def sliding_causal_looks_ahead(query, key, value, window, is_causal=False):
+    """Per query, a slice of keys; with is_causal the slice runs forward, i … i + window, instead of back."""
+    length, outputs = query.shape[-2], []
+    for i in range(length):
+        start, stop = (i, min(length, i + window + 1)) if is_causal else (max(0, i - window), min(length, i + window + 1))
+        scores = query[..., i:i + 1, :] @ key[..., start:stop, :].transpose(-2, -1) / math.sqrt(query.shape[-1])
+        outputs.append(torch.softmax(scores, dim=-1) @ value[..., start:stop, :])  # (..., 1, Dv)
+    return torch.cat(outputs, dim=-2)
+
+
+def sliding_unscaled(query, key, value, window, is_causal=False):
+    """The banded unfold, right in every way except the 1/√D."""
+    length, width = query.shape[-2], 2 * window + 1
+    keys = nn.functional.pad(key, (0, 0, window, window)).unfold(-2, width, 1)  # (..., T, D, width)
+    values = nn.functional.pad(value, (0, 0, window, window)).unfold(-2, width, 1)  # (..., T, Dv, width)
+    scores = (query.unsqueeze(-2) @ keys).squeeze(-2)  # (..., T, width): not divided by √D
+    positions = torch.arange(length)[:, None] - window + torch.arange(width)[None, :]  # (T, width)
+    allowed = (positions >= 0) & (positions < length)
+    if is_causal:
+        allowed &= positions <= torch.arange(length)[:, None]
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return (values @ weights.unsqueeze(-1)).squeeze(-1)
+
+
 def window_loop(n, window):
     mask = torch.zeros(n, n, dtype=torch.bool)
     for i in range(n):
@@ -91,6 +145,13 @@ def strided_loop(n, stride):
         for j in range(i + 1):
             mask[i, j] = i - j < stride or (i - j) % stride == 0
     return mask
+
+
+def strided_local_part_inclusive(n, stride):
+    """``i - j <= stride`` instead of ``< stride`` in the local part is harmless: the key i - stride is one whole
+    stride back, so the strided part keeps it anyway (why the check has no diagnosis for this "off by one")."""
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # (n, n): i - j
+    return (offsets >= 0) & ((offsets <= stride) | (offsets % stride == 0))
 
 
 def sliding_per_query(query, key, value, window, is_causal=False):
@@ -122,19 +183,26 @@ WRONG = [
     ("sliding_window_mask", window_strict, "off by one"),
     ("sliding_window_mask", window_causal, "made it causal"),
     ("sliding_window_mask", window_numpy, "returned a numpy array"),
+    ("sliding_window_mask", window_reversed, "the meaning is reversed"),
+    ("sliding_window_mask", window_split_between_sides, "not <= window / 2"),
     ("strided_mask", strided_not_causal, "see the future"),
     ("strided_mask", strided_local_only, "strided part is missing"),
+    ("strided_mask", strided_multiples_only, "local part is missing"),
+    ("strided_mask", strided_absolute_columns, "absolute positions"),
     ("sliding_window_attention", sliding_dense, "builds a (T, S) tensor"),
     ("sliding_window_attention", sliding_ignores_causal, "is_causal=True is ignored"),
     ("sliding_window_attention", sliding_strict, "off by one"),
     ("sliding_window_attention", sliding_zero_padding, "padding is attended"),
     ("sliding_window_attention", sliding_blocks_unmasked, "outside its own window"),
+    ("sliding_window_attention", sliding_causal_looks_ahead, "looks into the future"),
+    ("sliding_window_attention", sliding_unscaled, "not scaled by 1/√D"),
 ]
 
 RIGHT = [
     ("sliding_window_mask", window_loop),
     ("sliding_window_mask", window_triangles),
     ("strided_mask", strided_loop),
+    ("strided_mask", strided_local_part_inclusive),
     ("sliding_window_attention", sliding_per_query),
     ("sliding_window_attention", sliding_masked_unfold),
 ]

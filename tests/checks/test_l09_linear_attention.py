@@ -25,6 +25,11 @@ def elu_as_exp(x):
     return torch.exp(x)
 
 
+def elu_shift_only(x):
+    """Reads "x + 1 above zero" and stops there: no exp below zero."""
+    return x + 1
+
+
 def elu_numpy(x):
     return (nn.functional.elu(x) + 1).numpy()
 
@@ -52,6 +57,26 @@ def linear_elu_no_plus_one(query, key, value):
     query_features, key_features = nn.functional.elu(query), nn.functional.elu(key)
     summary = key_features.transpose(-2, -1) @ value
     return query_features @ summary / (query_features @ key_features.sum(-2, keepdim=True).transpose(-2, -1))
+
+
+def linear_with_running_sums(query, key, value):
+    """Cumulative sums in the non-causal function: query i sees only keys 0..i."""
+    query_features, key_features = linear_features(query, key)
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=-3)  # (..., T, D, Dv)
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * torch.cumsum(key_features, dim=-2)).sum(-1, keepdim=True)
+
+
+def linear_without_feature_map(query, key, value):
+    """Right to left, but with the raw queries and keys: no φ."""
+    summary = key.transpose(-2, -1) @ value
+    return query @ summary / (query @ key.sum(-2, keepdim=True).transpose(-2, -1))
+
+
+def linear_normalised_over_queries(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    weights = query_features @ key_features.transpose(-2, -1)
+    return weights / weights.sum(dim=-2, keepdim=True) @ value  # each key's column sums to 1
 
 
 def linear_detached(query, key, value):
@@ -88,6 +113,33 @@ def causal_masked_quadratic(query, key, value):
     return weights / weights.sum(-1, keepdim=True) @ value
 
 
+def causal_softmax(query, key, value):
+    """Causal softmax attention, written out: exp(q·k/√D) with the future masked."""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    future = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).triu(1)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ value
+
+
+def causal_with_features(query_features, key_features, value):
+    """The cumulative sums, right, for features that the callers below get wrong."""
+    states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=-3)
+    numerators = (query_features.unsqueeze(-2) @ states).squeeze(-2)
+    return numerators / (query_features * torch.cumsum(key_features, dim=-2)).sum(-1, keepdim=True)
+
+
+def causal_elu_no_plus_one(query, key, value):
+    return causal_with_features(nn.functional.elu(query), nn.functional.elu(key), value)
+
+
+def causal_without_feature_map(query, key, value):
+    return causal_with_features(query, key, value)
+
+
+def causal_scaled(query, key, value):
+    scaled = query / math.sqrt(query.shape[-1])  # the habit of softmax attention
+    return causal_with_features(linear.elu_feature_map(scaled), linear.elu_feature_map(key), value)
+
+
 def causal_unnormalised(query, key, value):
     query_features, key_features = linear_features(query, key)
     states = torch.cumsum(key_features.unsqueeze(-1) * value.unsqueeze(-2), dim=-3)
@@ -112,6 +164,21 @@ def features_full_square(x, omega):
 
 def features_not_transposed(x, omega):
     return torch.exp(x @ omega - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0])
+
+
+def features_norm_not_squared(x, omega):
+    norms = torch.linalg.norm(x, dim=-1, keepdim=True)  # ‖x‖, not ‖x‖²
+    return torch.exp(x @ omega.T - norms / 2) / math.sqrt(omega.shape[0])
+
+
+def features_norm_over_batch(x, omega):
+    squares = (x ** 2).sum(dim=0, keepdim=True)  # over the first axis: the positions for a (T, D) x
+    return torch.exp(x @ omega.T - squares / 2) / math.sqrt(omega.shape[0])
+
+
+def features_omega_first(x, omega):
+    """ω_iᵀx read as omega @ x: a shape error on every input."""
+    return torch.exp(omega @ x - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0])
 
 
 def features_by_sqrt_d(x, omega):
@@ -216,17 +283,25 @@ WRONG = [
     ("elu_feature_map", elu_as_exp, "grows linearly"),
     ("elu_feature_map", elu_numpy, "returned a numpy array"),
     ("elu_feature_map", elu_shifted_inside, "+ 1 belongs outside elu"),
+    ("elu_feature_map", elu_shift_only, "x + 1 is negative below -1"),
     ("linear_attention", linear_unnormalised, "not normalised"),
     ("linear_attention", linear_quadratic, "never φ(Q)φ(K)ᵀ"),
     ("linear_attention", linear_softmax, "softmax attention"),
     ("linear_attention", linear_elu_no_plus_one, "without + 1"),
     ("linear_attention", linear_detached, "not connected to autograd"),
     ("linear_attention", linear_scaled, "scaled by 1/√D"),
+    ("linear_attention", linear_with_running_sums, "this is the causal version"),
+    ("linear_attention", linear_without_feature_map, "with raw q·k the weights can be negative"),
+    ("linear_attention", linear_normalised_over_queries, "normalised over the queries"),
     ("causal_linear_attention", causal_ignores_mask, "every query sees every key"),
     ("causal_linear_attention", causal_strict, "off by one"),
     ("causal_linear_attention", causal_full_normaliser, "running sum too"),
     ("causal_linear_attention", causal_masked_quadratic, "masked (T, T) form"),
     ("causal_linear_attention", causal_unnormalised, "not normalised"),
+    ("causal_linear_attention", causal_softmax, "this is causal softmax attention"),
+    ("causal_linear_attention", causal_elu_no_plus_one, "φ is elu(x) without + 1"),
+    ("causal_linear_attention", causal_without_feature_map, "(your elu_feature_map) before the products."),
+    ("causal_linear_attention", causal_scaled, "linear attention feeds q and k to φ as they are."),
     ("causal_linear_attention", causal_cumsum_wrong_axis, "must run along the positions"),
     ("causal_linear_attention", causal_cumsum_dim_one, "must run along the positions"),
     ("causal_linear_attention", causal_linear_reversed, "sees future keys"),
@@ -236,7 +311,10 @@ WRONG = [
     ("positive_random_features", features_without_sqrt_m, "divide by √M"),
     ("positive_random_features", features_by_m, "not M"),
     ("positive_random_features", features_full_square, "half the squared norm"),
-    ("positive_random_features", features_not_transposed, "one ω_i per row"),
+    ("positive_random_features", features_not_transposed, "x @ omega pairs x with omega's columns"),
+    ("positive_random_features", features_omega_first, "one ω_i per row"),
+    ("positive_random_features", features_norm_not_squared, "not the norm itself"),
+    ("positive_random_features", features_norm_over_batch, "summed over the wrong axis"),
     ("positive_random_features", features_by_sqrt_d, "not √D"),
 ]
 
