@@ -36,42 +36,6 @@ def test_fit_slope_recovers_the_exponent_of_a_power_law(exponent, factor, xs):
     assert abs(measure.fit_slope(xs, ys) - exponent) < 1e-9
 
 
-def test_time_call_warms_up_then_reports_the_median_of_the_repeats():
-    calls = []
-    seconds = measure.time_call(lambda x: calls.append(x), "hi", warmup=2, repeats=3)
-    assert calls == ["hi"] * 5 and seconds >= 0
-
-
-def test_peak_memory_sees_allocations_even_when_freed():
-    def temporary_then_small():
-        big = torch.ones(1_000_000)  # 4 MB, freed before returning
-        del big
-        return torch.ones(1000)  # 4 kB, still alive at the end
-
-    peak = measure.peak_memory(temporary_then_small)
-    assert 4_000_000 <= peak < 4_000_000 + 100_000  # the freed 4 MB were seen; little else
-    inputs = torch.ones(1_000_000)
-    assert measure.peak_memory(lambda x: x.sum(), inputs) < 100_000  # tensors made before the call do not count
-
-
-def test_peak_memory_of_naive_attention_holds_the_score_matrix():
-    from course_lib.attention import scaled_dot_product_attention
-
-    x = torch.randn(1, 512, 16)
-    peak = measure.peak_memory(scaled_dot_product_attention, x, x, x)
-    assert peak >= cost.score_matrix_bytes(512, 512)  # at least one (T, S) float32 matrix
-
-
-def test_measure_scaling_returns_one_value_per_length_and_function():
-    results = measure.measure_scaling({"ones": torch.ones}, [10, 100], lambda n: (n, n), repeats=1)
-    assert len(results["ones"]["seconds"]) == 2
-    assert results["ones"]["bytes"][1] == 100 * 100 * 4 > results["ones"]["bytes"][0]
-
-
-def test_cache_size_is_positive():
-    assert measure.cache_bytes() >= 2**15
-
-
 def test_time_call_warms_up_then_reports_the_median_of_the_repeats(monkeypatch):
     calls = []
     ticks = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # three repeats of 1, 3 and 2 seconds: the median is 2

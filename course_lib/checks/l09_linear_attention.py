@@ -155,6 +155,7 @@ _IN_PLACE_HINT = ("Autograd keeps tensors it needs for the gradient, and an in-p
 _ANY_LEADING_AXES_HINT = ("The inputs may have any leading batch and head axes, (..., T, D): do not unpack the "
                           "whole shape into a fixed number of names (T, D = query.shape[-2:] works for every "
                           "rank), and index positions with ..., e.g. x[..., t, :].")
+_RANK_AND_IN_PLACE_HINTS = ((unpack_error, _ANY_LEADING_AXES_HINT), (in_place_error, _IN_PLACE_HINT))
 
 
 def _softmax_attention(query, key, value, is_causal=False):
@@ -245,8 +246,7 @@ check_linear_attention = Check(
         (torch_shape_error,
          "Transpose only the last two axes: key_features.transpose(-2, -1) @ value is (..., D, Dv), and the "
          "normaliser φ(K).sum(dim=-2) sums over the keys."),
-        (unpack_error, _ANY_LEADING_AXES_HINT),
-        (in_place_error, _IN_PLACE_HINT),
+        *_RANK_AND_IN_PLACE_HINTS,
     ),
     extra=_linear_extra("Compute right to left: the (..., D, Dv) summary U = φ(K)ᵀV and the normaliser Σ_j φ(k_j) "
                         "first, then let the queries read them; never φ(Q)φ(K)ᵀ."),
@@ -294,8 +294,7 @@ check_causal_linear_attention = Check(
         (torch_shape_error,
          "The outer products φ(k_j)v_jᵀ are key_features.unsqueeze(-1) * value.unsqueeze(-2), (..., T, D, Dv); "
          "their running sum is a cumsum over the positions, dim=-3."),
-        (unpack_error, _ANY_LEADING_AXES_HINT),
-        (in_place_error, _IN_PLACE_HINT),
+        *_RANK_AND_IN_PLACE_HINTS,
     ),
     extra=_linear_extra("That is the masked (T, T) form. Use cumulative sums along the positions (states "
                         "(..., T, D, Dv)), or a loop over the positions that carries U (D, Dv) and z (D)."),
