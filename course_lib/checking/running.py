@@ -10,6 +10,7 @@ import copy
 import signal
 import threading
 import time
+import traceback
 from typing import Any, Callable
 
 import numpy as np
@@ -42,6 +43,16 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+NO_FORWARD = ("your class has no `forward` method (is its name misspelt, e.g. `def foward`, or is it indented "
+              "outside the class?): calling a layer, layer(x), runs its forward.")
+
+
+def _no_forward(error: NotImplementedError) -> bool:
+    """torch's own NotImplementedError for an nn.Module whose class defines no forward, not the exercise's stub."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and frames[-1].name == "_forward_unimplemented"
 
 
 def gradient_seed(output):
@@ -79,7 +90,9 @@ def run_case(invoke: Callable[[], Any], case: "Case", seconds: float | None) -> 
         with time_limit(seconds), np.errstate(all="ignore"):
             got = invoke()
             gradients = gradients_of(case, got)
-    except NotImplementedError:
+    except NotImplementedError as error:
+        if _no_forward(error):
+            return Attempt("failed", message=NO_FORWARD)
         return Attempt("not-implemented", message=NOT_IMPLEMENTED)
     except CheckTimeout:
         return Attempt("timeout", message=f"on {case.label}, your function ran for more than {seconds:g} s (the "

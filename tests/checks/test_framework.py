@@ -131,3 +131,18 @@ def test_no_test_file_defines_a_name_twice():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = Counter(node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
         assert [name for name, count in names.items() if count > 1] == [], path.name
+
+
+class SelfAttentionWithAMisspeltForward(torch.nn.Module):
+    def __init__(self, d_model, d_head):
+        super().__init__()
+        self.query, self.key, self.value = (torch.nn.Linear(d_model, d_head, bias=False) for _ in range(3))
+
+    def foward(self, x, attn_mask=None):
+        return x
+
+
+def test_a_class_without_forward_is_not_called_unimplemented():
+    result = checks.CHECKS["SelfAttention"].run(SelfAttentionWithAMisspeltForward)
+    assert result.status == "failed" and "no `forward` method" in result.message and "def foward" in result.message
+    assert "not implemented" not in result.message
