@@ -5,23 +5,54 @@ Tests: tests/checks/test_l05_positions.py.
 """
 from __future__ import annotations
 
+import math
+
 from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import tensor
 
-# Both encodings give feature pair i the exponent 2i/D: the index of its even feature (0, 2, 4, …) over D.
-# The exponent's mistake, i/D with i the pair's index (0, 1, 2, …), is the same in both.
+BASE = 10000.0
+
+# Frequencies, right and wrong: both encodings turn feature pair i by ω_i = 10000^(−2i/D) radians per position,
+# where 2i is the index of its even feature. The frequency mistakes are the same in both, so both checks build
+# their simulators from these functions.
 
 
-def _even_index_over_dim(dim):
+def _right_frequencies(dim, base=BASE):
     import torch
 
-    return torch.arange(0, dim, 2, dtype=torch.float64) / dim  # (D/2,): 2i/D
+    return base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (D/2,): 10000^(−2i/D)
 
 
-def _pair_index_over_dim(dim):
+def _pair_index_frequencies(dim):
     import torch
 
-    return torch.arange(dim // 2, dtype=torch.float64) / dim  # (D/2,): i/D, half the right exponent
+    return BASE ** (-torch.arange(dim // 2, dtype=torch.float64) / dim)  # (D/2,): i/D, half the right exponent
+
+
+def _doubled_exponent_frequencies(dim):
+    import torch
+
+    return BASE ** (-2 * torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (D/2,): 2·(2i)/D, the 2 twice
+
+
+def _inverted_frequencies(dim):
+    import torch
+
+    return BASE ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # (D/2,): 10000^(+2i/D), the sign lost
+
+
+def _tensor2tensor_frequencies(dim):
+    """tensor2tensor's and fairseq's spacing: exponent i/(D/2 − 1), so that the last pair is exactly 1/10000."""
+    import torch
+
+    return BASE ** (-torch.arange(dim // 2, dtype=torch.float64) / max(dim // 2 - 1, 1))  # (D/2,)
+
+
+def _fitted_base(frequency, pair, dim):
+    """The base b for which pair ``pair`` turns by ``frequency`` = b^(−2·pair/D) radians per position."""
+    if not 0 < frequency < 1 or pair < 1:  # a base of 1 or less is no base: all pairs equally fast, or faster
+        return None
+    return frequency ** (-dim / (2 * pair))
 
 
 # sinusoidal_encoding ---------------------------------------------------------------------------------------
@@ -31,11 +62,10 @@ def _sinusoidal_cases(rng):
     return [Case(f"num_positions={p}, dim={d}", (p, d)) for p, d in sizes]
 
 
-def _sinusoidal_angles(num_positions, dim, exponents):
+def _positions(num_positions, first=0):
     import torch
 
-    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
-    return positions / 10000 ** exponents  # (P, dim/2)
+    return torch.arange(first, first + num_positions, dtype=torch.float64)[:, None]  # (P, 1)
 
 
 def _interleaved(even_features, odd_features):
@@ -47,28 +77,149 @@ def _interleaved(even_features, odd_features):
     return encoding.float()
 
 
+def _sin_cos_interleaved(angles):
+    import torch
+
+    return _interleaved(torch.sin(angles), torch.cos(angles))  # (P, dim)
+
+
 def _cos_on_even_features(num_positions, dim):
     """sin and cos swapped: cos on the even features, sin on the odd ones."""
     import torch
 
-    angles = _sinusoidal_angles(num_positions, dim, _even_index_over_dim(dim))  # (P, dim/2)
+    angles = _positions(num_positions) * _right_frequencies(dim)  # (P, dim/2)
     return _interleaved(torch.cos(angles), torch.sin(angles))  # (P, dim)
 
 
 def _sines_then_cosines(num_positions, dim):
-    """All sines first, then all cosines: concatenated instead of interleaved."""
+    """tensor2tensor's layout with the paper's frequencies: all sines first, then all cosines."""
     import torch
 
-    angles = _sinusoidal_angles(num_positions, dim, _even_index_over_dim(dim))  # (P, dim/2)
+    angles = _positions(num_positions) * _right_frequencies(dim)  # (P, dim/2)
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).float()  # (P, dim)
 
 
-def _sinusoidal_exponent_of_pair_index(num_positions, dim):
-    """Pair i's angle divided by 10000^(i/dim) instead of 10000^(2i/dim)."""
+def _tensor2tensor_timing_signal(num_positions, dim):
+    """tensor2tensor's get_timing_signal_1d (and fairseq's sinusoidal embedding): sines then cosines, spacing
+    i/(D/2 − 1)."""
     import torch
 
-    angles = _sinusoidal_angles(num_positions, dim, _pair_index_over_dim(dim))  # (P, dim/2)
-    return _interleaved(torch.sin(angles), torch.cos(angles))  # (P, dim)
+    angles = _positions(num_positions) * _tensor2tensor_frequencies(dim)  # (P, dim/2)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).float()  # (P, dim)
+
+
+def _concatenated(case, got, expected) -> bool:
+    return like(_sines_then_cosines)(case, got, expected) or like(_tensor2tensor_timing_signal)(case, got, expected)
+
+
+def _sinusoidal_transposed(num_positions, dim):
+    """(dim, num_positions): the right numbers, rows and columns swapped."""
+    return _sinusoidal_with(_right_frequencies)(num_positions, dim).T  # (dim, P)
+
+
+def _sinusoidal_with(frequencies):
+    """A simulator: the paper's layout, with pair i turning by ``frequencies(dim)[i]`` per position."""
+
+    def encoding(num_positions, dim):
+        return _sin_cos_interleaved(_positions(num_positions) * frequencies(dim))  # (P, dim)
+
+    encoding.__name__ = f"sinusoidal_with_{frequencies.__name__.strip('_')}"
+    return encoding
+
+
+def _sinusoidal_inverted(case, got, expected) -> bool:
+    """Frequencies 10000^(+2i/dim): compared where the angles stay below 100 radians, since beyond that a
+    learner's float32 angles (sin of 9000 radians) and float64 ones disagree by more than round-off."""
+    import torch
+
+    from course_lib.checking.comparing import close, to_numpy
+
+    num_positions, dim = case.args
+    angles = _positions(num_positions) * _inverted_frequencies(dim)  # (P, dim/2)
+    small = (angles < 100).repeat_interleave(2, dim=-1)  # (P, dim): both features of a pair
+    try:
+        encoding = torch.as_tensor(to_numpy(got), dtype=torch.float64)  # (P, dim)
+    except Exception:
+        return False
+    simulated = _sin_cos_interleaved(angles).to(torch.float64)  # (P, dim)
+    return encoding.shape == simulated.shape and close(encoding[small], simulated[small], rtol=1e-3, atol=1e-4)
+
+
+def _sinusoidal_positions_from_one(num_positions, dim):
+    """Positions 1..P instead of 0..P−1."""
+    return _sin_cos_interleaved(_positions(num_positions, first=1) * _right_frequencies(dim))  # (P, dim)
+
+
+def _sinusoidal_own_feature_index(num_positions, dim):
+    """Feature j divided by 10000^(j/dim) with its own index j: the odd feature 2i+1 uses (2i+1)/dim."""
+    import torch
+
+    features = torch.arange(dim, dtype=torch.float64)  # (dim,)
+    angles = _positions(num_positions) / BASE ** (features / dim)  # (P, dim)
+    return torch.where(features % 2 == 0, torch.sin(angles), torch.cos(angles)).float()  # (P, dim)
+
+
+def _sinusoidal_own_feature_index_doubled(num_positions, dim):
+    """Feature j divided by 10000^(2j/dim) with its own index j."""
+    import torch
+
+    features = torch.arange(dim, dtype=torch.float64)  # (dim,)
+    angles = _positions(num_positions) / BASE ** (2 * features / dim)  # (P, dim)
+    return torch.where(features % 2 == 0, torch.sin(angles), torch.cos(angles)).float()  # (P, dim)
+
+
+def _own_feature_index(case, got, expected) -> bool:
+    return (like(_sinusoidal_own_feature_index)(case, got, expected)
+            or like(_sinusoidal_own_feature_index_doubled)(case, got, expected))
+
+
+def _sinusoidal_exponent_of_the_position(num_positions, dim):
+    """The position in the exponent, where the pair index belongs: p / 10000^(2p/dim) for every pair."""
+    import torch
+
+    positions = _positions(num_positions)  # (P, 1)
+    angles = (positions / BASE ** (2 * positions / dim)).expand(num_positions, dim // 2)  # (P, dim/2)
+    return _sin_cos_interleaved(angles)  # (P, dim)
+
+
+def _learner_angles(got):
+    """(P, dim/2): the angle of each pair, read from an interleaved (sin, cos) encoding; None if it is not one
+    (a pair off the unit circle, or not sin 0 and cos 1 at position 0)."""
+    import torch
+
+    from course_lib.checking.comparing import to_numpy
+
+    encoding = torch.as_tensor(to_numpy(got), dtype=torch.float64)  # (P, dim)
+    if encoding.ndim != 2 or encoding.shape[1] % 2 or not bool(torch.isfinite(encoding).all()):
+        return None
+    sines, cosines = encoding[:, 0::2], encoding[:, 1::2]  # (P, dim/2) each
+    on_circle = torch.allclose(sines ** 2 + cosines ** 2, torch.ones_like(sines), atol=1e-3)
+    starts_at_zero = torch.allclose(sines[0], torch.zeros_like(sines[0]), atol=1e-4)
+    if not (on_circle and starts_at_zero):
+        return None
+    return torch.atan2(sines, cosines)  # (P, dim/2)
+
+
+def _sinusoidal_other_base(case, got, expected) -> bool:
+    """The paper's formula with another base than 10000 (1000, 100, …): fitted from pair 1 at position 1."""
+    num_positions, dim = case.args
+    angles = _learner_angles(got)
+    if angles is None or num_positions < 2 or dim < 4:
+        return False
+    base = _fitted_base(float(angles[1, 1]), 1, dim)
+    if base is None or abs(base - BASE) < 1:
+        return False
+
+    def frequencies_of_that_base(dim):
+        return _right_frequencies(dim, base)  # (D/2,)
+
+    return like(_sinusoidal_with(frequencies_of_that_base))(case, got, expected)
+
+
+def _wrong_speeds(case, got, expected) -> bool:
+    """The layout is right (each pair a point on the unit circle, sin 0 and cos 1 at position 0), the speeds
+    are not."""
+    return _learner_angles(got) is not None
 
 
 check_sinusoidal_encoding = Check(
@@ -78,12 +229,37 @@ check_sinusoidal_encoding = Check(
     implementation="course_lib.positional.sinusoidal_encoding",
     outputs=(Output("encoding", kind="torch"),),
     mistakes=(
+        Mistake("your encoding is transposed: return (num_positions, dim), one row per position.",
+                like(_sinusoidal_transposed)),
         Mistake("sin and cos are swapped: even features (0, 2, 4, …) get sin, odd features get cos.",
                 like(_cos_on_even_features)),
-        Mistake("you put all sines first and all cosines after; the paper interleaves them: feature 2i is sin, "
-                "feature 2i+1 is cos of the same angle.", like(_sines_then_cosines)),
+        Mistake("you put all sines first and all cosines after: this is the tensor2tensor convention (its "
+                "get_timing_signal_1d, and fairseq's sinusoidal embedding, which also space the exponents "
+                "i/(dim/2 − 1)); this exercise uses the paper's interleaved layout, feature 2i sin and 2i+1 cos "
+                "of the same angle, because each pair (2i, 2i+1) is then one point turning on a circle, the "
+                "pair that RoPE rotates later in this lesson.", _concatenated),
+        Mistake("positions start at 1: the first row is position 0 (all sines 0, all cosines 1).",
+                like(_sinusoidal_positions_from_one)),
         Mistake("the exponent is off: pair i uses 10000^(2i/dim), where 2i is the index of its even feature "
-                "(0, 2, 4, …), not 10000^(i/dim).", like(_sinusoidal_exponent_of_pair_index)),
+                "(0, 2, 4, …), not 10000^(i/dim).", like(_sinusoidal_with(_pair_index_frequencies))),
+        Mistake("the exponent has the 2 twice: looping over the even features j = 0, 2, 4, … the exponent is "
+                "j/dim (that j is already 2i), not 2j/dim.", like(_sinusoidal_with(_doubled_exponent_frequencies))),
+        Mistake("each feature uses its own index in the exponent: the odd feature 2i+1 shares the angle of its "
+                "pair, p / 10000^(2i/dim), with the even feature 2i before it.", _own_feature_index),
+        Mistake("the frequencies are inverted: divide the position by 10000^(2i/dim) (or multiply it by "
+                "10000^(−2i/dim)); you multiply by 10000^(+2i/dim), so the later pairs spin ever faster "
+                "instead of ever slower.", _sinusoidal_inverted),
+        Mistake("the exponent spaces the pairs i/(dim/2 − 1), so that the last pair is exactly 1/10000 "
+                "(tensor2tensor's and fairseq's spacing); the paper's, and this exercise's, is 2i/dim.",
+                like(_sinusoidal_with(_tensor2tensor_frequencies))),
+        Mistake("the exponent uses the position where the pair index belongs: the angle is p / 10000^(2i/dim), "
+                "i the pair, p the position.", like(_sinusoidal_exponent_of_the_position)),
+        Mistake("your formula has the paper's shape with another base (1000? 100?): the paper, and this "
+                "exercise, divide by 10000^(2i/dim).", _sinusoidal_other_base),
+        Mistake("the layout is right (sin on even, cos on odd features, pair 0 starting at sin 0, cos 1), but the "
+                "pairs turn at the wrong speeds: pair i turns by 1/10000^(2i/dim) radians per position (pair 0 "
+                "by 1 radian, the last pair by about 1/10000). Check the exponent and the brackets around it.",
+                _wrong_speeds),
     ),
     what="(num_positions, dim), sin on even and cos on odd features, wavelengths 2π·10000^(2i/dim).",
 )
@@ -102,11 +278,11 @@ def _rope_cases(rng):
     ]
 
 
-def _cos_and_sin(x, positions, exponents):
-    """cos θ and sin θ of each position's angles θ = position · 10000^(−exponent), in x's dtype."""
+def _cos_and_sin(x, positions, frequencies):
+    """cos θ and sin θ of each position's angles θ = position · ω_i, in x's dtype."""
     import torch
 
-    angles = torch.as_tensor(positions, dtype=torch.float64)[:, None] * 10000 ** (-exponents)  # (T, D/2)
+    angles = torch.as_tensor(positions, dtype=torch.float64)[:, None] * frequencies  # (T, D/2)
     return torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)  # (T, D/2) each
 
 
@@ -121,9 +297,20 @@ def _rotate_interleaved_pairs(x, cos, sin):
     return rotated
 
 
+def _rope_with(frequencies):
+    """A simulator: interleaved pairs, pair i rotated by position · ``frequencies(D)[i]``."""
+
+    def rope(x, positions):
+        cos, sin = _cos_and_sin(x, positions, frequencies(x.shape[-1]))  # (T, D/2) each
+        return _rotate_interleaved_pairs(x, cos, sin)  # (..., T, D)
+
+    rope.__name__ = f"rope_with_{frequencies.__name__.strip('_')}"
+    return rope
+
+
 def _rotated_the_wrong_way(x, positions):
     """Each pair rotated by −θ instead of θ: the sines' signs flipped."""
-    cos, sin = _cos_and_sin(x, positions, _even_index_over_dim(x.shape[-1]))  # (T, D/2) each
+    cos, sin = _cos_and_sin(x, positions, _right_frequencies(x.shape[-1]))  # (T, D/2) each
     return _rotate_interleaved_pairs(x, cos, -sin)  # (..., T, D)
 
 
@@ -132,15 +319,81 @@ def _rotated_halves(x, positions):
     import torch
 
     dim = x.shape[-1]
-    cos, sin = _cos_and_sin(x, positions, _even_index_over_dim(dim))  # (T, D/2) each
+    cos, sin = _cos_and_sin(x, positions, _right_frequencies(dim))  # (T, D/2) each
     first, second = x[..., : dim // 2], x[..., dim // 2:]  # (..., T, D/2) each
     return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)  # (..., T, D)
 
 
-def _rope_exponent_of_pair_index(x, positions):
-    """Pair i rotated by position · 10000^(−i/D) instead of position · 10000^(−2i/D)."""
-    cos, sin = _cos_and_sin(x, positions, _pair_index_over_dim(x.shape[-1]))  # (T, D/2) each
-    return _rotate_interleaved_pairs(x, cos, sin)  # (..., T, D)
+def _rotated_with_the_new_even(x, positions):
+    """The odd feature computed from the even feature already overwritten: a view read after the write."""
+    cos, sin = _cos_and_sin(x, positions, _right_frequencies(x.shape[-1]))  # (T, D/2) each
+    rotated = x.clone()  # (..., T, D)
+    even, odd = rotated[..., 0::2], rotated[..., 1::2]  # (..., T, D/2) each: views of rotated
+    rotated[..., 0::2] = even * cos - odd * sin  # even now holds the new values
+    rotated[..., 1::2] = even * sin + odd * cos
+    return rotated
+
+
+def _rotated_with_the_new_odd(x, positions):
+    """The even feature computed from the odd feature already overwritten (the odd one written first)."""
+    cos, sin = _cos_and_sin(x, positions, _right_frequencies(x.shape[-1]))  # (T, D/2) each
+    rotated = x.clone()  # (..., T, D)
+    even, odd = rotated[..., 0::2], rotated[..., 1::2]  # (..., T, D/2) each: views of rotated
+    rotated[..., 1::2] = even * sin + odd * cos  # odd now holds the new values
+    rotated[..., 0::2] = even * cos - odd * sin
+    return rotated
+
+
+def _overwritten_before_read(case, got, expected) -> bool:
+    return like(_rotated_with_the_new_even)(case, got, expected) or like(_rotated_with_the_new_odd)(case, got,
+                                                                                                 expected)
+
+
+def _positions_ignored(x, positions):
+    """Positions 0..T−1 whatever ``positions`` says."""
+    import torch
+
+    return _rope_with(_right_frequencies)(x, torch.arange(x.shape[-2]))  # (..., T, D)
+
+
+def _learner_rope_angles(case, got):
+    """(..., T, D/2): the angle by which each interleaved pair of x was turned, or None if some pair changed
+    length (then it is not a rotation of interleaved pairs)."""
+    import torch
+
+    from course_lib.checking.comparing import to_numpy
+
+    x = case.args[0].to(torch.float64)  # (..., T, D)
+    rotated = torch.as_tensor(to_numpy(got), dtype=torch.float64)  # (..., T, D)
+    if rotated.shape != x.shape or not bool(torch.isfinite(rotated).all()):
+        return None
+    a, b = x[..., 0::2], x[..., 1::2]  # (..., T, D/2) each
+    c, d = rotated[..., 0::2], rotated[..., 1::2]  # (..., T, D/2) each
+    if not torch.allclose(c ** 2 + d ** 2, a ** 2 + b ** 2, rtol=1e-3, atol=1e-4):
+        return None
+    return torch.atan2(a * d - b * c, a * c + b * d)  # (..., T, D/2)
+
+
+def _rope_other_base(case, got, expected) -> bool:
+    """The right rotation with another base (Llama 3's 500000, or 1000, …): fitted from pair 1 at position 1."""
+    x, positions = case.args
+    angles = _learner_rope_angles(case, got)
+    if angles is None or x.shape[-1] < 4 or 1 not in positions.tolist():
+        return False
+    row = positions.tolist().index(1)
+    base = _fitted_base(float(angles.reshape(-1, *angles.shape[-2:])[0, row, 1]), 1, x.shape[-1])
+    if base is None or abs(base - BASE) < 1:
+        return False
+
+    def frequencies_of_that_base(dim):
+        return _right_frequencies(dim, base)  # (D/2,)
+
+    return like(_rope_with(frequencies_of_that_base))(case, got, expected)
+
+
+def _wrong_angles(case, got, expected) -> bool:
+    """Every interleaved pair keeps its length, so it was rotated: by the wrong angles."""
+    return _learner_rope_angles(case, got) is not None
 
 
 check_apply_rope = Check(
@@ -152,11 +405,35 @@ check_apply_rope = Check(
     mistakes=(
         Mistake("you rotate the wrong way: (a, b) -> (a·cos θ − b·sin θ, a·sin θ + b·cos θ).",
                 like(_rotated_the_wrong_way)),
-        Mistake("you paired feature i with feature i + D/2 (the 'rotate half' layout of GPT-NeoX/LLaMA code); the "
-                "RoFormer paper, and this exercise, pair interleaved features (x[2i], x[2i+1]).",
+        Mistake("you paired feature i with feature i + D/2: this is the rotate-half convention (Llama and "
+                "GPT-NeoX code, and Hugging Face's rotate_half); this exercise uses the RoFormer paper's "
+                "interleaved pairs (x[2i], x[2i+1]), because each pair is then the 2-D point of the rotation "
+                "formula, next to each other as in the sinusoidal encoding. Both give scores that depend only "
+                "on the offset; a model's weights only fit the convention it was trained with.",
                 like(_rotated_halves)),
+        Mistake("the second half of each pair is computed from the first half already overwritten: x[..., 0::2] "
+                "and x[..., 1::2] are views, so writing one (into x or into a clone you then slice) changes what "
+                "the other line reads. Take both halves before writing (or .clone() them), or write the result "
+                "into a new tensor (torch.empty_like(x), or torch.stack(...).flatten(-2)).",
+                _overwritten_before_read),
+        Mistake("you ignore positions and rotate the t-th vector by t: the angle is positions[t] · 10000^(−2i/D).",
+                like(_positions_ignored)),
         Mistake("the angle is off: pair i rotates by position · 10000^(−2i/D), where 2i is the index of its even "
-                "feature.", like(_rope_exponent_of_pair_index)),
+                "feature.", like(_rope_with(_pair_index_frequencies))),
+        Mistake("the exponent has the 2 twice: looping over the even features j = 0, 2, 4, … the angle is "
+                "position · 10000^(−j/D) (that j is already 2i), not 10000^(−2j/D).",
+                like(_rope_with(_doubled_exponent_frequencies))),
+        Mistake("the frequencies are inverted: the angle is position · 10000^(−2i/D), a minus in the exponent "
+                "(or position / 10000^(2i/D)); yours grows with i instead of shrinking.",
+                like(_rope_with(_inverted_frequencies))),
+        Mistake("the exponent spaces the pairs i/(D/2 − 1), so that the last pair turns by exactly 1/10000 per "
+                "position (tensor2tensor's spacing, torch.linspace(0, 1, D // 2)); RoFormer's, and this "
+                "exercise's, is 2i/D.", like(_rope_with(_tensor2tensor_frequencies))),
+        Mistake("your rotation uses another base (Llama 3's rope_theta = 500000, or a slip like 1000): the RoFormer "
+                "paper, Llama 1 and 2, and this exercise, use 10000.", _rope_other_base),
+        Mistake("every pair (x[2i], x[2i+1]) keeps its length, so you rotate the right pairs, but by the wrong "
+                "angles: pair i at position p turns by θ = p · 10000^(−2i/D) radians (pair 0 by p radians). "
+                "Check the exponent, its brackets, and that the positions stay floats.", _wrong_angles),
     ),
     what="Each interleaved pair rotated by position·10000^(−2i/D); batches and arbitrary positions work.",
     withholds=("course_lib.positional.rope_score",),

@@ -60,6 +60,35 @@ def _flops_divided_by_heads(num_queries, num_keys, head_dim, num_heads):
     return 4 * num_queries * num_keys * head_dim / num_heads
 
 
+def _per_score_extra(case, got, expected) -> int | None:
+    """The learner's count minus 4·T·S·D·H, in operations per score (per T·S·H, or per T·S), when that is a
+    small whole number: the softmax's or the scaling's few operations per score added, or D − 1 adds per dot
+    product instead of D. None otherwise."""
+    num_queries, num_keys, head_dim, num_heads = case.args
+    try:
+        difference = float(got) - float(expected)
+    except (TypeError, ValueError):
+        return None
+    for scores in (num_queries * num_keys * num_heads, num_queries * num_keys):
+        extra = difference / scores
+        if extra and abs(extra - round(extra)) < 1e-6 and abs(extra) <= 16 and abs(extra) < head_dim:
+            return round(extra)
+    return None
+
+
+def _softmax_added(case, got, expected) -> bool:
+    """A few operations per score on top of the two products: the softmax (max, subtract, exp, sum, divide)
+    or the 1/√D scaling counted."""
+    extra = _per_score_extra(case, got, expected)
+    return extra is not None and extra > 0
+
+
+def _one_add_fewer(case, got, expected) -> bool:
+    """A few operations per score fewer: a dot product of length D counted as D multiplies and D − 1 adds."""
+    extra = _per_score_extra(case, got, expected)
+    return extra is not None and extra < 0
+
+
 check_attention_flops = Check(
     name="attention_flops",
     points=1,
@@ -79,6 +108,12 @@ check_attention_flops = Check(
                 "and generation.", _length_squared),
         Mistake("you divided by the number of heads: with the head dimension D given, each head costs 4·T·S·D, "
                 "so H heads cost H times as much.", like(_flops_divided_by_heads)),
+        Mistake("you added a few operations per score (the softmax's max, exp, sum and divide, or the 1/√D "
+                "scaling): this exercise counts only the two matrix products, 4·T·S·D per head, as the lesson "
+                "does; the softmax adds O(T·S), D times fewer, and is left out of the count.", _softmax_added),
+        Mistake("you counted a dot product of length D as D multiplies and D − 1 adds: the usual convention, and "
+                "this exercise's, is 2 FLOPs per multiply-add, 2·D per dot product, so 4·T·S·D per head.",
+                _one_add_fewer),
     ),
     what="4·T·S·D·H: both products, 2 FLOPs per multiply-add, every head, T ≠ S included.",
 )

@@ -42,6 +42,21 @@ def flops_as_string(num_queries, num_keys, head_dim, num_heads):
     return f"{4 * num_queries * num_keys * head_dim * num_heads:,}"
 
 
+def flops_with_softmax(num_queries, num_keys, head_dim, num_heads):
+    products = 4 * num_queries * num_keys * head_dim  # Q @ K^T and weights @ V
+    softmax = 5 * num_queries * num_keys  # max, subtract, exp, sum, divide per score
+    return (products + softmax) * num_heads
+
+
+def flops_with_scaling_once(num_queries, num_keys, head_dim, num_heads):
+    return 4 * num_queries * num_keys * head_dim * num_heads + num_queries * num_keys  # + dividing by sqrt(D)
+
+
+def flops_d_minus_one_adds(num_queries, num_keys, head_dim, num_heads):
+    dot_product = head_dim + (head_dim - 1)  # D multiplies, D - 1 adds
+    return 2 * num_queries * num_keys * dot_product * num_heads
+
+
 # attention_flops: right -------------------------------------------------------------------------------------
 
 def flops_as_float(num_queries, num_keys, head_dim, num_heads):
@@ -129,6 +144,9 @@ WRONG = [
     ("attention_flops", flops_self_attention_only, "T·S"),
     ("attention_flops", flops_shared_by_heads, "you divided by the number of heads"),
     ("attention_flops", flops_as_string, "should return a number"),
+    ("attention_flops", flops_with_softmax, "you added a few operations per score"),
+    ("attention_flops", flops_with_scaling_once, "you added a few operations per score"),
+    ("attention_flops", flops_d_minus_one_adds, "D − 1 adds"),
     ("kv_cache_bytes", kv_keys_only, "only the keys"),
     ("kv_cache_bytes", kv_no_batch, "batch_size is ignored"),
     ("kv_cache_bytes", kv_fixed_float16, "bytes_per_value is ignored"),
