@@ -22,7 +22,19 @@ def _elu_feature_map_cases(rng):
         Case("very negative and large values [-200, -50, 20, 80] in float64 (features stay positive)",
              (torch.tensor([-200.0, -50.0, 20.0, 80.0], dtype=torch.float64),)),
         Case("float64 x of shape (3, 5)", (tensor(rng, 3, 5, dtype="float64"),)),
+        Case("x (3, 4) that requires gradients (stay in torch: training backpropagates through φ)",
+             (tensor(rng, 3, 4).requires_grad_(),)),
     ]
+
+
+def _numpy_on_grad_error(case, error: BaseException) -> bool:
+    """torch's refusal to hand a tensor that requires grad to numpy (x.numpy(), np.asarray(x), np.exp(x))."""
+    return isinstance(error, RuntimeError) and "numpy()" in str(error) and "requires grad" in str(error)
+
+
+_STAY_IN_TORCH_HINT = ("Stay in torch, as the exercise says: numpy cannot follow autograd, so features computed in "
+                       "numpy give training no gradient (and .detach().numpy() only hides that). Write it with torch "
+                       "operations on the tensor itself (F.elu, torch.where, torch.exp, @).")
 
 
 # The feature maps learners write instead of φ(x) = elu(x) + 1.
@@ -71,7 +83,8 @@ check_elu_feature_map = Check(
         Mistake("x + 1 is negative below -1: elu bends it up to exp(x) - 1 there. Use F.elu(x) + 1.",
                 like(_x_plus_one)),
     ),
-    what="φ(x) = x + 1 above zero and exp(x) below: positive everywhere, any shape and dtype.",
+    error_hints=((_numpy_on_grad_error, _STAY_IN_TORCH_HINT),),
+    what="φ(x) = x + 1 above zero and exp(x) below: positive everywhere, any shape and dtype, differentiable.",
 )
 
 
@@ -155,7 +168,8 @@ _IN_PLACE_HINT = ("Autograd keeps tensors it needs for the gradient, and an in-p
 _ANY_LEADING_AXES_HINT = ("The inputs may have any leading batch and head axes, (..., T, D): do not unpack the "
                           "whole shape into a fixed number of names (T, D = query.shape[-2:] works for every "
                           "rank), and index positions with ..., e.g. x[..., t, :].")
-_RANK_AND_IN_PLACE_HINTS = ((unpack_error, _ANY_LEADING_AXES_HINT), (in_place_error, _IN_PLACE_HINT))
+_RANK_AND_IN_PLACE_HINTS = ((unpack_error, _ANY_LEADING_AXES_HINT), (in_place_error, _IN_PLACE_HINT),
+                            (_numpy_on_grad_error, _STAY_IN_TORCH_HINT))
 
 
 def _softmax_attention(query, key, value, is_causal=False):
@@ -164,14 +178,24 @@ def _softmax_attention(query, key, value, is_causal=False):
     return scaled_dot_product_attention(query, key, value, is_causal=is_causal)[0]  # (..., T, Dv): exp(q·k/√D)
 
 
+GROWTH = 4  # the long case is measured again with T (and S) this many times longer
+
+
 def _differentiable_and_long_cases(rng):
-    """The last two cases of both linear checks (drawn first): autograd, and the largest tensor built inside."""
+    """The last three cases of both linear checks (drawn first): autograd, and how the largest tensor built inside
+    grows with T. The gradients are those of arguments 0, 1, 2 (query, key, value): value's flows back only
+    through the state U, so a detached U shows on the first case by name."""
     length = 256  # with D = Dv = 4: a (T, D, Dv) running state is 16x smaller than the (T, T) weights
     long = (tensor(rng, 1, 2, length, 4), tensor(rng, 1, 2, length, 4), tensor(rng, 1, 2, length, 4))
+    query, key, value = (tensor(rng, 2, 5, 4) for _ in range(3))
     grad = tuple(tensor(rng, 2, 5, 4).requires_grad_() for _ in range(3))
-    return [Case("inputs that require gradients (autograd must flow through)", grad),
-            Case(f"query, key and value (1, 2, {length}, 4), where no ({length}, {length}) matrix may be built",
-                 long, watch_memory=True)]
+    return [Case("query and value (arguments 0 and 2) require gradients: value's reaches it only through the state "
+                 "U = Σ_j φ(k_j)v_jᵀ, so U must stay connected to autograd",
+                 (query.requires_grad_(), key, value.requires_grad_())),
+            Case("query, key and value (arguments 0, 1, 2) require gradients: key's reaches it through both U and "
+                 "the normaliser z = Σ_j φ(k_j), so neither may be detached", grad),
+            Case(f"query, key and value (1, 2, {length}, 4), measured again at T = {GROWTH * length}: what your "
+                 f"function builds inside must grow like T, not like the (T, T) weights", long, watch_memory=True)]
 
 
 def _linear_cases(rng):
@@ -206,17 +230,26 @@ def _long_case(rng):
 
 
 def _linear_extra(advice):
-    """The further check of the long case: no tensor inside as big as (a quarter of) the (B, H, T, S) weights."""
+    """The further check of the long case: does the largest tensor built inside grow like T (a state, fixed-size
+    chunks) or like T·S (the weights, the masked form, chunks as long as the sequence)? Measured at the case's
+    length and at GROWTH times it, by shape, not by an element count at one length: a fixed chunk of 256 is the
+    whole sequence at T = 256 but a small tile at T = 4096."""
 
     def check(function, case, got) -> str | None:
+        import torch
+
         if not case.watch_memory:
             return None
-        full = case.args[0].shape[:-1].numel() * case.args[1].shape[-2]  # B * H * T * S
-        largest = largest_intermediate(function, *case.args)
-        if largest < full // 4:
+        longer = tuple(torch.cat([tensor] * GROWTH, dim=-2) for tensor in case.args)  # (..., 4T, D) each
+        sizes = [largest_intermediate(function, *args) for args in (case.args, longer)]
+        growth = sizes[1] / max(sizes[0], 1)
+        if growth <= GROWTH * 2:  # linear: 4x; quadratic: 16x
             return None
-        return (f"a tensor of {largest} numbers was built inside your function; the (B, H, T, S) weights "
-                f"hold {full}. {advice}")
+        length, weights = case.args[0].shape[-2], case.args[0].shape[:-1].numel() * case.args[1].shape[-2]
+        return (f"the largest tensor built inside your function grows {growth:.0f}× when T grows {GROWTH}× "
+                f"({sizes[0]} numbers at T = {length}, {sizes[1]} at T = {GROWTH * length}), like the "
+                f"(B, H, T, S) weights ({weights} and {GROWTH ** 2 * weights} numbers): it grows like T², not T. "
+                f"{advice}")
 
     return check
 
@@ -251,7 +284,7 @@ check_linear_attention = Check(
     extra=_linear_extra("Compute right to left: the (..., D, Dv) summary U = φ(K)ᵀV and the normaliser Σ_j φ(k_j) "
                         "first, then let the queries read them; never φ(Q)φ(K)ᵀ."),
     what="Equal to the normalised φ(Q)φ(K)ᵀV with φ = elu + 1 (cross-attention, heads, float64), "
-         "differentiable, and computed right to left: no (T, S) matrix.",
+         "differentiable in every input, and computed right to left: no (T, S) matrix.",
     withholds=("course_lib.linear.kernel_attention", "course_lib.linear.kernel_attention_weights",
                "course_lib.linear.LinearSelfAttention"),
     memory_probe=_long_case,
@@ -296,16 +329,18 @@ check_causal_linear_attention = Check(
          "their running sum is a cumsum over the positions, dim=-3."),
         *_RANK_AND_IN_PLACE_HINTS,
     ),
-    extra=_linear_extra("That is the masked (T, T) form. Use cumulative sums along the positions (states "
-                        "(..., T, D, Dv)), or a loop over the positions that carries U (D, Dv) and z (D)."),
-    what="Equal to the masked quadratic form (heads, float64, query 0 = value 0), differentiable, and "
-         "without a (T, T) matrix: cumulative sums or a recurrent state.",
+    extra=_linear_extra("That is the masked (T, T) form, or chunks whose size grows with T (one chunk of all T "
+                        "positions is the masked form itself). Use cumulative sums along the positions (states "
+                        "(..., T, D, Dv)), a loop over the positions that carries U (D, Dv) and z (D), or chunks "
+                        "of a fixed size C (their (C, C) tiles grow like T·C)."),
+    what="Equal to the masked quadratic form (heads, float64, query 0 = value 0), differentiable in every input, "
+         "and without a (T, T) matrix: cumulative sums, a recurrent state or fixed-size chunks.",
     withholds=("course_lib.linear.kernel_attention", "course_lib.linear.kernel_attention_weights",
                "course_lib.linear.linear_attention_step", "course_lib.linear.recurrent_linear_attention",
                "course_lib.linear.chunked_causal_linear_attention", "course_lib.linear.LinearSelfAttention"),
     memory_probe=_long_case,
-    memory_advice=("That is the masked (T, T) form. Use cumulative sums along the positions, or a loop that carries "
-                   "(U, z)."),
+    memory_advice=("That is the masked (T, T) form (or chunks as long as the sequence). Use cumulative sums along "
+                   "the positions, a loop that carries (U, z), or chunks of a fixed size."),
 )
 
 
@@ -324,6 +359,8 @@ def _random_features_cases(rng):
         Case("float32: x (4, 16), omega (32, 16)", (tensor(rng, 4, 16) * 0.5, tensor(rng, 32, 16))),
         Case("x = 0: every feature is exp(0)/√M = 1/3 with M = 9",
              (torch.zeros(2, 4, dtype=torch.float64), tensor(rng, 9, 4, dtype="float64"))),
+        Case("x (3, 4) that requires gradients, omega (8, 4) (stay in torch: training backpropagates through φ)",
+             (half(3, 4).requires_grad_(), tensor(rng, 8, 4, dtype="float64"))),
     ]
 
 
@@ -391,8 +428,9 @@ check_positive_random_features = Check(
     error_hints=(
         (torch_shape_error,
          "omega is (M, D), one ω_i per row: x @ omega.T gives the (..., T, M) projections ω_iᵀx."),
+        (_numpy_on_grad_error, _STAY_IN_TORCH_HINT),
     ),
-    what="φ(x)_i = exp(ω_iᵀx − ‖x‖²/2)/√M for any batch shape, so that E[φ(q)·φ(k)] = exp(q·k).",
+    what="φ(x)_i = exp(ω_iᵀx − ‖x‖²/2)/√M for any batch shape, so that E[φ(q)·φ(k)] = exp(q·k); differentiable.",
     withholds=("course_lib.linear.performer_attention",),
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,6 +33,18 @@ def elu_shift_only(x):
 
 def elu_numpy(x):
     return (nn.functional.elu(x) + 1).numpy()
+
+
+def elu_through_numpy(x):
+    """The text says stay in torch; numpy's where and exp are what the learner knows."""
+    array = x.numpy()
+    return torch.from_numpy(np.where(array > 0, array + 1, np.exp(np.minimum(array, 0))))
+
+
+def elu_numpy_detached(x):
+    """numpy again, with .detach() to silence torch's complaint: the features lose their gradient."""
+    array = x.detach().numpy()
+    return torch.from_numpy(np.where(array > 0, array + 1, np.exp(np.minimum(array, 0))))
 
 
 def linear_features(query, key):
@@ -81,6 +94,22 @@ def linear_normalised_over_queries(query, key, value):
 
 def linear_detached(query, key, value):
     return linear.linear_attention(query.detach(), key.detach(), value.detach())
+
+
+def linear_detached_state(query, key, value):
+    """Right to left, but the summary U is detached ("it is a constant state"): value gets no gradient."""
+    query_features, key_features = linear_features(query, key)
+    summary = (key_features.transpose(-2, -1) @ value).detach()  # (..., D, Dv)
+    normaliser = key_features.sum(-2, keepdim=True)  # (..., 1, D)
+    return query_features @ summary / (query_features @ normaliser.transpose(-2, -1))
+
+
+def linear_detached_normaliser(query, key, value):
+    """Right to left, but the normaliser z is detached: key's gradient misses its share through z."""
+    query_features, key_features = linear_features(query, key)
+    summary = key_features.transpose(-2, -1) @ value  # (..., D, Dv)
+    normaliser = key_features.sum(-2, keepdim=True).detach()  # (..., 1, D)
+    return query_features @ summary / (query_features @ normaliser.transpose(-2, -1))
 
 
 def linear_scaled(query, key, value):
@@ -221,6 +250,62 @@ def causal_loop_in_place(query, key, value):
     return torch.stack(outputs, dim=-2)
 
 
+def causal_loop_detached_state(query, key, value):
+    """The recurrent loop, with the state detached at each step as in truncated backpropagation through time."""
+    query_features, key_features = linear_features(query, key)
+    state = torch.zeros(*query.shape[:-2], query.shape[-1], value.shape[-1], dtype=query.dtype)  # (..., D, Dv)
+    normaliser = torch.zeros(*query.shape[:-2], query.shape[-1], dtype=query.dtype)  # (..., D)
+    outputs = []
+    for i in range(query.shape[-2]):
+        state = state.detach() + key_features[..., i, :, None] * value[..., i, None, :]  # (..., D, Dv)
+        normaliser = normaliser + key_features[..., i, :]  # (..., D)
+        numerator = (query_features[..., i, None, :] @ state)[..., 0, :]  # (..., Dv)
+        outputs.append(numerator / (query_features[..., i, :] * normaliser).sum(-1, keepdim=True))
+    return torch.stack(outputs, dim=-2)  # (..., T, Dv)
+
+
+def causal_chunks(query, key, value, chunk_size):
+    """Chunked causal linear attention, written out: inside a chunk the masked (C, C) form, between chunks the
+    state (U, z) of all earlier chunks, carried in a loop."""
+    query_features, key_features = linear_features(query, key)  # (..., T, D) each
+    state = torch.zeros(*query.shape[:-2], query.shape[-1], value.shape[-1], dtype=query.dtype)  # (..., D, Dv)
+    normaliser = torch.zeros(*query.shape[:-2], 1, query.shape[-1], dtype=query.dtype)  # (..., 1, D)
+    outputs = []
+    for start in range(0, query.shape[-2], chunk_size):
+        q, k, v = (x[..., start:start + chunk_size, :] for x in (query_features, key_features, value))  # (..., C, ·)
+        local = (q @ k.transpose(-2, -1)).tril()  # (..., C, C): keys of this chunk up to each query
+        numerators = local @ v + q @ state  # (..., C, Dv)
+        denominators = local.sum(-1, keepdim=True) + q @ normaliser.transpose(-2, -1)  # (..., C, 1)
+        outputs.append(numerators / denominators)
+        state = state + k.transpose(-2, -1) @ v  # (..., D, Dv)
+        normaliser = normaliser + k.sum(-2, keepdim=True)  # (..., 1, D)
+    return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+
+
+def causal_one_chunk_of_everything(query, key, value):
+    """"All chunks at once" read as one chunk of all T positions: that is the masked (T, T) form itself."""
+    return causal_chunks(query, key, value, chunk_size=query.shape[-2])
+
+
+def causal_chunks_of_half_the_length(query, key, value):
+    """Two chunks whatever T is: each (T/2, T/2) tile grows like T²."""
+    return causal_chunks(query, key, value, chunk_size=max(1, query.shape[-2] // 2))
+
+
+def causal_chunks_of_128(query, key, value):
+    return causal_chunks(query, key, value, chunk_size=128)
+
+
+def causal_chunks_of_256(query, key, value):
+    """A fixed chunk of 256: the whole sequence at the check's T = 256, but a tile that stays 256 × 256 as T grows."""
+    return causal_chunks(query, key, value, chunk_size=256)
+
+
+def causal_library_chunked(query, key, value):
+    """The course's own chunked form at its default (chunks of 64, all chunks at once as an (N, C, C) tensor)."""
+    return linear.chunked_causal_linear_attention(query, key, value)
+
+
 def causal_three_axes(query, key, value):
     batch, length, dim = query.shape  # only (B, T, D): fails with heads
     return linear.causal_linear_attention(query, key, value)
@@ -271,6 +356,12 @@ def causal_linear_einsum(query, key, value):
     return numerators / denominators[..., None]
 
 
+def features_through_numpy(x, omega):
+    array, directions = x.numpy(), omega.numpy()
+    squared_norms = (array * array).sum(-1, keepdims=True)
+    return torch.from_numpy(np.exp(array @ directions.T - squared_norms / 2) / np.sqrt(directions.shape[0]))
+
+
 def features_einsum(x, omega):
     projections = torch.einsum("...td,md->...tm", x, omega)
     squared_norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) ** 2
@@ -284,12 +375,16 @@ WRONG = [
     ("elu_feature_map", elu_numpy, "returned a numpy array"),
     ("elu_feature_map", elu_shifted_inside, "+ 1 belongs outside elu"),
     ("elu_feature_map", elu_shift_only, "x + 1 is negative below -1"),
+    ("elu_feature_map", elu_through_numpy, "Stay in torch"),
+    ("elu_feature_map", elu_numpy_detached, "not connected to autograd (requires_grad is False): avoid .detach(), .numpy()"),
     ("linear_attention", linear_unnormalised, "not normalised"),
     ("linear_attention", linear_quadratic, "never φ(Q)φ(K)ᵀ"),
     ("linear_attention", linear_softmax, "softmax attention"),
     ("linear_attention", linear_elu_no_plus_one, "without + 1"),
     ("linear_attention", linear_detached, "not connected to autograd"),
     ("linear_attention", linear_scaled, "scaled by 1/√D"),
+    ("linear_attention", linear_detached_state, "no gradient reaches argument 2"),
+    ("linear_attention", linear_detached_normaliser, "the gradient with respect to argument 1 is wrong"),
     ("linear_attention", linear_with_running_sums, "this is the causal version"),
     ("linear_attention", linear_without_feature_map, "with raw q·k the weights can be negative"),
     ("linear_attention", linear_normalised_over_queries, "normalised over the queries"),
@@ -307,6 +402,9 @@ WRONG = [
     ("causal_linear_attention", causal_linear_reversed, "sees future keys"),
     ("causal_linear_attention", causal_loop_in_place, "write `U = U + ...`"),
     ("causal_linear_attention", causal_three_axes, "x[..., t, :]"),
+    ("causal_linear_attention", causal_loop_detached_state, "the gradient with respect to argument 2 is wrong"),
+    ("causal_linear_attention", causal_one_chunk_of_everything, "one chunk of all T positions is the masked form"),
+    ("causal_linear_attention", causal_chunks_of_half_the_length, "grows 16× when T grows 4×"),
     ("positive_random_features", features_without_norm, "exp(-‖x‖²/2) is missing"),
     ("positive_random_features", features_without_sqrt_m, "divide by √M"),
     ("positive_random_features", features_by_m, "not M"),
@@ -316,6 +414,7 @@ WRONG = [
     ("positive_random_features", features_norm_not_squared, "not the norm itself"),
     ("positive_random_features", features_norm_over_batch, "summed over the wrong axis"),
     ("positive_random_features", features_by_sqrt_d, "not √D"),
+    ("positive_random_features", features_through_numpy, "Stay in torch"),
 ]
 
 RIGHT = [
@@ -325,6 +424,9 @@ RIGHT = [
     ("linear_attention", linear_summary_with_ones),
     ("causal_linear_attention", causal_linear_loop),
     ("causal_linear_attention", causal_linear_einsum),
+    ("causal_linear_attention", causal_chunks_of_128),
+    ("causal_linear_attention", causal_chunks_of_256),
+    ("causal_linear_attention", causal_library_chunked),
     ("positive_random_features", features_einsum),
 ]
 
