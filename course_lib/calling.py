@@ -53,25 +53,29 @@ def describe_attribute(value) -> str:
     return "nothing (no such attribute)" if value is None else type(value).__name__
 
 
-def run_mha(cls, embed_dim, num_heads, torch_weights, query, memory, **options):
-    """Build ``cls(E, H)``, load a torch.nn.MultiheadAttention's weights into query/key/value/output, run it."""
+def run_mha(cls, embed_dim, num_heads, torch_weights, query, memory, bias=True, **options):
+    """Build ``cls(E, H)`` (``cls(E, H, bias=False)`` when the case says so), load a torch.nn.MultiheadAttention's
+    weights (and biases, where it has them) into query/key/value/output, and run it."""
     import torch
 
-    module = cls(embed_dim, num_heads)
+    module = cls(embed_dim, num_heads) if bias else cls(embed_dim, num_heads, bias=False)
     weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
-    biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
     with torch.no_grad():
-        for name, weight, bias in zip(("query", "key", "value"), weights, biases):
+        for name, weight in zip(("query", "key", "value"), weights):
             getattr(module, name).weight.copy_(weight)
-            getattr(module, name).bias.copy_(bias)
         module.output.weight.copy_(torch_weights["out_proj.weight"])
-        module.output.bias.copy_(torch_weights["out_proj.bias"])
+        if "in_proj_bias" in torch_weights:  # a layer built with bias=False keeps the biases it made (none)
+            for name, part in zip(("query", "key", "value"), torch_weights["in_proj_bias"].chunk(3)):
+                getattr(module, name).bias.copy_(part)
+            module.output.bias.copy_(torch_weights["out_proj.bias"])
     if memory is query:
         return module(query, **options)
     return module(query, memory, memory, **options)
 
 
 def validate_mha(cls) -> str | None:
+    """Only what the check needs to run at all: a class whose ``cls(8, 2)`` has four nn.Linear(8, 8) with biases.
+    The ValueError contract is a case of its own (:func:`mha_contract`), judged after the numbers."""
     from torch import nn
 
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
@@ -83,18 +87,32 @@ def validate_mha(cls) -> str | None:
             return (f"MultiHeadAttention(8, 2).{name} should be nn.Linear(embed_dim, embed_dim) with a bias, got "
                     f"{describe_attribute(layer)}; the check loads a torch module's weights into query, key, value "
                     f"and output.")
+    return None
+
+
+# What MultiHeadAttention(E, H) does when H does not divide E, as the code mha_contract returns
+MHA_CONTRACT_OUTCOMES = ("a ValueError naming both sizes", "a ValueError that does not name both sizes",
+                         "another kind of exception", "no exception")
+
+
+def mha_contract(cls, embed_dim, num_heads):
+    """Build ``cls(embed_dim, num_heads)`` for sizes that do not divide; return what happened as plain data for
+    the grader: the index of the outcome in :data:`MHA_CONTRACT_OUTCOMES`, and that index - 100 (two results,
+    as the check expects, that can never be read as swapped)."""
+    import torch
+
     try:
-        cls(10, 3)
-    except ValueError as error:
-        if "10" not in str(error) or "3" not in str(error):
-            return f"MultiHeadAttention(10, 3) should raise a ValueError naming 10 and 3, got: {error}"
+        cls(embed_dim, num_heads)
     except NotImplementedError:
         raise
-    except Exception as error:
-        return f"MultiHeadAttention(10, 3) raised {type(error).__name__}; raise a ValueError that names embed_dim and num_heads."
+    except ValueError as error:
+        outcome = 0 if str(embed_dim) in str(error) and str(num_heads) in str(error) else 1
+    except Exception:
+        outcome = 2
     else:
-        return "MultiHeadAttention(10, 3) should raise a ValueError: 10 is not divisible by 3."
-    return None
+        outcome = 3
+    code = torch.tensor([float(outcome)])  # (1,)
+    return code, code - 100.0
 
 
 def as_number(function, case):
@@ -124,6 +142,8 @@ def call_self_attention(cls, case):
 
 
 def call_mha(cls, case):
+    if len(case.args) == 2:  # (embed_dim, num_heads) alone: the contract case
+        return mha_contract(cls, *case.args)
     return run_mha(cls, *case.args, **case.kwargs)
 
 

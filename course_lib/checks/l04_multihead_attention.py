@@ -5,7 +5,10 @@ Tests: tests/checks/test_l04_multihead_attention.py.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from course_lib import calling
+from course_lib.calling import MHA_CONTRACT_OUTCOMES
 from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import TORCH_MODULE_ATTENTION, tensor
 
@@ -102,6 +105,9 @@ def _mha_cases(rng):
         ("cross-attention, E=12, H=3, query (2, 4, 12), key = value (2, 6, 12)", 12, 3, 2, 4, 6, None),
         ("a boolean attn_mask (T, S) = (5, 5), causal", 8, 4, 1, 5, 5, "causal"),
         ("a key_padding_mask (B, S), True = real token", 12, 2, 2, 4, 6, "padding"),
+        ("a causal attn_mask (5, 5) and a key_padding_mask (B, S) = (2, 5) together: a query may attend a key "
+         "only where both masks say True", 12, 3, 2, 5, 5, "causal+padding"),
+        ("MultiHeadAttention(12, 3, bias=False), x (2, 4, 12): no projection has a bias", 12, 3, 2, 4, 4, "no bias"),
     ):
         # the weights of a torch.nn.MultiheadAttention(embed_dim, num_heads), as plain tensors
         weights = {"in_proj_weight": tensor(rng, 3 * embed_dim, embed_dim) / embed_dim ** 0.5,
@@ -111,12 +117,20 @@ def _mha_cases(rng):
         query = tensor(rng, batch, length, embed_dim)  # (B, T, E)
         memory = query if source == length and kind != "padding" else tensor(rng, batch, source, embed_dim)  # (B, S, E)
         options = {}
-        if kind == "causal":
+        if kind in ("causal", "causal+padding"):
             options["attn_mask"] = torch.ones(length, length, dtype=torch.bool).tril()  # (T, S)
-        if kind == "padding":
+        if kind in ("padding", "causal+padding"):
             options["key_padding_mask"] = torch.tensor([[True] * source, [True] * 3 + [False] * (source - 3)])  # (B, S)
+        if kind == "no bias":
+            weights = {name: weight for name, weight in weights.items() if "bias" not in name}
+            options["bias"] = False
         cases.append(Case(label, (embed_dim, num_heads, weights, query, memory), options))
+    # last, once the numbers are right: the contract of the constructor, judged on its own
+    cases.append(Case(CONTRACT_LABEL, (10, 3)))
     return cases
+
+
+CONTRACT_LABEL = "the contract: MultiHeadAttention(10, 3) must raise a ValueError (10 is not divisible by 3)"
 
 
 # Multi-head attention, computed from the case's torch weights in three steps: 1) project and split into heads,
@@ -144,16 +158,18 @@ def _one_over_root_head_dim(embed_dim, num_heads):
 def _merged_and_projected(torch_weights, attended):
     from course_lib.multihead import merge_heads
 
-    return merge_heads(attended) @ torch_weights["out_proj.weight"].T + torch_weights["out_proj.bias"]  # (B, T, E)
+    return merge_heads(attended) @ torch_weights["out_proj.weight"].T + torch_weights.get("out_proj.bias", 0.0)  # (B, T, E)
 
 
-def _multihead(embed_dim, num_heads, torch_weights, query, memory, attn_mask=None, key_padding_mask=None, *,
-               split=_split_heads, mask=_masks_combined, scale=_one_over_root_head_dim, merge=_merged_and_projected):
-    """Multi-head attention built from its steps (right by default): the core of the simulators below."""
+def _multihead(embed_dim, num_heads, torch_weights, query, memory, attn_mask=None, key_padding_mask=None,
+               bias=True, *, split=_split_heads, mask=_masks_combined, scale=_one_over_root_head_dim,
+               merge=_merged_and_projected):
+    """Multi-head attention built from its steps (right by default): the core of the simulators below.
+    A case built with bias=False has no biases in ``torch_weights``: its projections add none."""
     from course_lib.attention import scaled_dot_product_attention
 
     weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
-    biases = torch_weights["in_proj_bias"].chunk(3)  # 3 x (E,)
+    biases = torch_weights["in_proj_bias"].chunk(3) if bias else (0.0, 0.0, 0.0)  # 3 x (E,)
     # 1) project, and split the features into heads
     queries, keys, values = (split(x @ w.T + b, num_heads)
                              for x, w, b in zip((query, memory, memory), weights, biases))  # (B, H, L, D) each
@@ -200,8 +216,68 @@ def _padding_ignored(*args, **kwargs):
 
 
 def _key_padding_mask_ignored(case, got, expected) -> bool:
-    """A case with a key_padding_mask, answered as if there were none."""
-    return "key_padding_mask" in case.kwargs and like(_padding_ignored)(case, got, expected)
+    """A case with a key_padding_mask alone, answered as if there were none."""
+    return (case.kwargs.get("attn_mask") is None and "key_padding_mask" in case.kwargs
+            and like(_padding_ignored)(case, got, expected))
+
+
+def _padding_dropped_beside_attn_mask(case, got, expected) -> bool:
+    """A case with both masks, answered with attn_mask alone (an if/elif that keeps only the first mask)."""
+    return (case.kwargs.get("attn_mask") is not None and "key_padding_mask" in case.kwargs
+            and like(_padding_ignored)(case, got, expected))
+
+
+def _padding_only(attn_mask, key_padding_mask):
+    return _masks_combined(None, key_padding_mask)  # the padding mask replaces attn_mask
+
+
+def _attn_mask_replaced_by_padding(*args, **kwargs):
+    """With a key_padding_mask given, attn_mask has no effect: ``mask = key_padding_mask[:, None, None, :]``."""
+    return _multihead(*args, **kwargs, mask=_padding_only)
+
+
+def _masks_or(attn_mask, key_padding_mask):
+    if key_padding_mask is None or attn_mask is None:
+        return _masks_combined(attn_mask, key_padding_mask)
+    return attn_mask | key_padding_mask[:, None, None, :]  # (B, 1, T, S): a key either mask allows
+
+
+def _masks_combined_with_or(*args, **kwargs):
+    """The two masks combined with | (or +, which is | for booleans): a key is hidden only if both hide it."""
+    return _multihead(*args, **kwargs, mask=_masks_or)
+
+
+def _padding_on_the_heads_axis(attn_mask, key_padding_mask):
+    if key_padding_mask is None:
+        return attn_mask
+    keys_allowed = key_padding_mask[:, None, :]  # (B, 1, S): against (B, H, T, S) it reads as (1, B, 1, S)
+    return keys_allowed if attn_mask is None else attn_mask & keys_allowed
+
+
+def _padding_lined_up_with_heads(*args, **kwargs):
+    """key_padding_mask[:, None, :] (B, 1, S): broadcast against (B, H, T, S), batch b's padding goes to head b."""
+    return _multihead(*args, **kwargs, mask=_padding_on_the_heads_axis)
+
+
+def _bias_false_case(case, got, expected) -> bool:
+    """The case built with bias=False, answered differently: every earlier case (with biases) was right."""
+    return case.kwargs.get("bias") is False
+
+
+def _contract_outcome(outcome: int):
+    """A mistake predicate: the contract case, where MultiHeadAttention(10, 3) did ``MHA_CONTRACT_OUTCOMES[outcome]``."""
+
+    def matches(case, got, expected) -> bool:
+        return len(case.args) == 2 and int(np.asarray(got[0].detach()).ravel()[0]) == outcome
+
+    return matches
+
+
+_NUMBERS_RIGHT = ("your attention is right: the cases before this one matched torch's nn.MultiheadAttention, outputs and "
+                  "per-head weights. Only the contract is wrong, and the check's points need both: ")
+_WHERE_TO_RAISE = ("check at the door, in __init__: if embed_dim % num_heads: raise ValueError(f\"embed_dim="
+                   "{embed_dim} is not divisible by num_heads={num_heads}\"). (0 points until then; the numbers "
+                   "need no change.)")
 
 
 def _masks_reversed(attn_mask, key_padding_mask):
@@ -214,6 +290,20 @@ def _mask_meaning_reversed(*args, **kwargs):
     return _multihead(*args, **kwargs, mask=_masks_reversed)
 
 
+def _padding_on_the_query_axis(case, error) -> bool:
+    """lesson 03's attention refusing a padding mask (B, 1, S, 1): put on the query axis, it fits no scores."""
+    padding = case.kwargs.get("key_padding_mask")
+    if padding is None:
+        return False
+    batch, source = padding.shape
+    return f"shape ({batch}, 1, {source}, 1)" in str(error)
+
+
+def _no_bias_argument(case, error) -> bool:
+    """Python's complaint about a constructor that has no ``bias`` parameter."""
+    return isinstance(error, TypeError) and "unexpected keyword argument 'bias'" in str(error)
+
+
 check_MultiHeadAttention = Check(
     name="MultiHeadAttention",
     points=3,
@@ -222,6 +312,15 @@ check_MultiHeadAttention = Check(
     call=calling.call_mha,
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=(
+        Mistake(_NUMBERS_RIGHT + "MultiHeadAttention(10, 3) built a layer instead of raising a ValueError (10 is "
+                "not divisible by 3, so 10 // 3 = 3 features per head would silently drop one); " + _WHERE_TO_RAISE,
+                _contract_outcome(MHA_CONTRACT_OUTCOMES.index("no exception"))),
+        Mistake(_NUMBERS_RIGHT + "MultiHeadAttention(10, 3) raised a ValueError whose message does not name both "
+                "sizes, 10 and 3: say which numbers do not divide; " + _WHERE_TO_RAISE,
+                _contract_outcome(MHA_CONTRACT_OUTCOMES.index("a ValueError that does not name both sizes"))),
+        Mistake(_NUMBERS_RIGHT + "MultiHeadAttention(10, 3) raised another kind of exception, not a ValueError "
+                "(an assert raises AssertionError, and python -O skips it); " + _WHERE_TO_RAISE,
+                _contract_outcome(MHA_CONTRACT_OUTCOMES.index("another kind of exception"))),
         Mistake("the output projection is missing: after merging the heads, apply self.output.",
                 like(_without_output_projection)),
         Mistake("you scaled the scores by 1/√embed_dim; each head's dot products have head_dim = embed_dim / "
@@ -229,12 +328,39 @@ check_MultiHeadAttention = Check(
         Mistake("your heads mix positions: reshaping (B, T, E) straight to (B, H, T, D) cuts the data in the "
                 "wrong places. Use .view(B, T, H, D).transpose(1, 2).", like(_heads_split_by_reshape)),
         Mistake("key_padding_mask is ignored: padded keys (False) must get no weight.", _key_padding_mask_ignored),
+        Mistake("your padding mask lines up with the heads, not the batch: key_padding_mask[:, None, :] is (B, 1, S), "
+                "and against scores (B, H, T, S) broadcasting reads it as (1, B, 1, S), so sequence b's padding "
+                "hides keys in head b of every sequence. Give it a heads axis and a query axis: "
+                "key_padding_mask[:, None, None, :] is (B, 1, 1, S).", like(_padding_lined_up_with_heads)),
+        Mistake("with both masks given, your key_padding_mask is dropped (an if/elif keeps only attn_mask): a "
+                "query may attend a key only where both say True, so combine them: "
+                "attn_mask & key_padding_mask[:, None, None, :].", _padding_dropped_beside_attn_mask),
+        Mistake("with both masks given, your attn_mask is dropped: the padding mask replaced it, so queries see "
+                "the future. A query may attend a key only where both say True: "
+                "attn_mask & key_padding_mask[:, None, None, :].", like(_attn_mask_replaced_by_padding)),
+        Mistake("you combined the masks with | (or +, which is | for booleans): a key is then hidden only where "
+                "both masks hide it. A query may attend a key only where both say True: use & "
+                "(attn_mask & key_padding_mask[:, None, None, :]).", like(_masks_combined_with_or)),
+        Mistake("with bias=False your layer's output differs, and every case with biases matched: your layer "
+                "still has biases. Pass bias on to all four projections: nn.Linear(embed_dim, embed_dim, "
+                "bias=bias) for query, key, value and output.", _bias_false_case),
         Mistake("the mask meaning is reversed: this course's masks say True = may attend (torch's "
                 "nn.MultiheadAttention says the opposite; convert with ~mask).", like(_mask_meaning_reversed)),
     ),
+    error_hints=(
+        (_padding_on_the_query_axis,
+         "Your padding mask is on the query axis: key_padding_mask[:, None, :, None] is (B, 1, S, 1), which would "
+         "hide queries, not keys. The padded positions are keys, the last axis of the scores: "
+         "key_padding_mask[:, None, None, :] (B, 1, 1, S)."),
+        (_no_bias_argument,
+         "MultiHeadAttention takes bias=True as its third argument, as the exercise's signature (and torch's "
+         "nn.MultiheadAttention) does: def __init__(self, embed_dim, num_heads, bias=True), and pass it to each "
+         "nn.Linear."),
+    ),
     validate=calling.validate_mha,
     what="Same output and per-head weights as torch.nn.MultiheadAttention with the same weights: self- and "
-         "cross-attention, attn_mask and key_padding_mask.",
+         "cross-attention, attn_mask and key_padding_mask, alone and together, bias=False; and "
+         "MultiHeadAttention(10, 3) raises a ValueError naming both sizes.",
     withholds=("course_lib.linear.LinearSelfAttention",),
     library=TORCH_MODULE_ATTENTION,
 )

@@ -129,13 +129,120 @@ class MultiHeadTorchMaskMeaning(Projections):
         return self.output(merged(out)), weights
 
 
-class MultiHeadNoDivisibilityError(nn.Module):
-    """__init__ without the check that num_heads divides embed_dim (the check stops before any forward)."""
+class MultiHeadD2lStyle(nn.Module):
+    """d2l's MultiHeadAttention on the course's names: right numbers, but no ValueError when num_heads does not
+    divide embed_dim (d2l's transpose_qkv reshapes with -1 and never checks)."""
 
     def __init__(self, embed_dim, num_heads, bias=True):
         super().__init__()
-        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads  # 10 // 3 = 3: features silently lost
-        self.query, self.key, self.value, self.output = (nn.Linear(embed_dim, embed_dim) for _ in range(4))
+        self.num_heads = num_heads
+        self.query, self.key, self.value, self.output = (nn.Linear(embed_dim, embed_dim, bias=bias) for _ in range(4))
+
+    def transpose_qkv(self, x):
+        x = x.reshape(x.shape[0], x.shape[1], self.num_heads, -1)  # (B, T, H, D)
+        return x.permute(0, 2, 1, 3)  # (B, H, T, D)
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        q, k, v = self.transpose_qkv(self.query(query)), self.transpose_qkv(self.key(key)), self.transpose_qkv(self.value(value))
+        out, weights = attention.scaled_dot_product_attention(q, k, v, combined_mask(attn_mask, key_padding_mask))
+        out = out.permute(0, 2, 1, 3)  # (B, T, H, D)
+        return self.output(out.reshape(out.shape[0], out.shape[1], -1)), weights  # (B, T, E), (B, H, T, S)
+
+
+class ExerciseForward(Projections):
+    """The exercise's forward, right, on whichever __init__ a subclass brings (the contract fixtures below)."""
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        out, weights = attention.scaled_dot_product_attention(q, k, v, combined_mask(attn_mask, key_padding_mask))
+        return self.output(merged(out)), weights
+
+
+class MultiHeadValueErrorWithoutSizes(ExerciseForward):
+    def __init__(self, embed_dim, num_heads, bias=True):
+        if embed_dim % num_heads:
+            raise ValueError("embed_dim must be divisible by num_heads")  # which numbers?
+        super().__init__(embed_dim, num_heads, bias)
+
+
+class MultiHeadAssertsDivisible(ExerciseForward):
+    def __init__(self, embed_dim, num_heads, bias=True):
+        assert embed_dim % num_heads == 0, f"{embed_dim} % {num_heads} != 0"  # AssertionError, and gone under -O
+        super().__init__(embed_dim, num_heads, bias)
+
+
+class MultiHeadMasksCombinedWithOr(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        mask = attn_mask
+        if key_padding_mask is not None:
+            padding = key_padding_mask[:, None, None, :]  # (B, 1, 1, S)
+            mask = padding if mask is None else mask | padding  # "either mask" where both were meant
+        out, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+        return self.output(merged(out)), weights
+
+
+class MultiHeadPaddingReplacesAttnMask(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        mask = attn_mask
+        if key_padding_mask is not None:
+            mask = key_padding_mask[:, None, None, :]  # (B, 1, 1, S): overwrites attn_mask
+        out, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+        return self.output(merged(out)), weights
+
+
+class MultiHeadAttnMaskFirst(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        if attn_mask is not None:
+            mask = attn_mask
+        elif key_padding_mask is not None:  # never reached when both are given
+            mask = key_padding_mask[:, None, None, :]
+        else:
+            mask = None
+        out, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+        return self.output(merged(out)), weights
+
+
+class MultiHeadPaddingOnTheQueryAxis(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        mask = attn_mask
+        if key_padding_mask is not None:
+            padding = key_padding_mask.unsqueeze(1).unsqueeze(-1)  # (B, 1, S, 1): the wrong axis for keys
+            mask = padding if mask is None else mask & padding
+        out, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+        return self.output(merged(out)), weights
+
+
+class MultiHeadPaddingOnTheHeadsAxis(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        mask = attn_mask
+        if key_padding_mask is not None:
+            padding = key_padding_mask[:, None, :]  # (B, 1, S), as for one head's (B, T, S) scores
+            mask = padding if mask is None else mask & padding
+        out, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+        return self.output(merged(out)), weights
+
+
+class MultiHeadIgnoresBiasArgument(ExerciseForward):
+    def __init__(self, embed_dim, num_heads, bias=True):
+        super().__init__(embed_dim, num_heads)  # bias not passed on: always True
+
+
+class MultiHeadOutputAlwaysBiased(ExerciseForward):
+    def __init__(self, embed_dim, num_heads, bias=True):
+        super().__init__(embed_dim, num_heads, bias)
+        self.output = nn.Linear(embed_dim, embed_dim)  # bias=bias forgotten on one layer
+
+
+class MultiHeadWithoutBiasArgument(ExerciseForward):
+    def __init__(self, embed_dim, num_heads):  # the exercise's bias=True left out of the signature
+        super().__init__(embed_dim, num_heads)
 
 
 class MultiHeadWrongNames(nn.Module):
@@ -179,6 +286,34 @@ class MultiHeadWithLoop(nn.Module):
         return self.output(torch.cat(outputs, dim=-1)), torch.stack(weights, dim=1)  # (B, T, E), (B, H, T, S)
 
 
+class MultiHeadAdditiveMasks(Projections):
+    """Both masks turned into additive float masks (0 or -inf) and summed: -inf wherever either one hides."""
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)  # (B, H, T, D), (B, H, S, D), (B, H, S, D)
+        bias = torch.zeros(q.shape[0], 1, q.shape[2], k.shape[2])  # (B, 1, T, S)
+        if attn_mask is not None:
+            bias = bias.masked_fill(~attn_mask, float("-inf"))  # (B, 1, T, S)
+        if key_padding_mask is not None:
+            bias = bias.masked_fill(~key_padding_mask[:, None, None, :], float("-inf"))  # (B, 1, T, S)
+        out, weights = attention.scaled_dot_product_attention(q, k, v, bias)
+        return self.output(merged(out)), weights
+
+
+class MultiHeadPaddingFilledIntoScores(Projections):
+    """Scores by hand: the padding hidden with masked_fill, then attn_mask, then a softmax that is zero-safe."""
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5  # (B, H, T, S)
+        if key_padding_mask is not None:
+            scores = scores.masked_fill(~key_padding_mask[:, None, None, :], float("-inf"))  # (B, H, T, S)
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))  # (B, H, T, S)
+        weights = attention.masked_softmax(scores)  # (B, H, T, S)
+        return self.output(merged(weights @ v)), weights  # (B, T, E), (B, H, T, S)
+
+
 WRONG = [
     ("split_heads", split_by_reshape, "reshaped straight to (B, H, T, D)"),
     ("split_heads", split_without_transpose, "heads axis must come second"),
@@ -189,7 +324,17 @@ WRONG = [
     ("MultiHeadAttention", MultiHeadSplitByReshape, "your heads mix positions"),
     ("MultiHeadAttention", MultiHeadIgnoresPadding, "key_padding_mask is ignored"),
     ("MultiHeadAttention", MultiHeadTorchMaskMeaning, "the mask meaning is reversed"),
-    ("MultiHeadAttention", MultiHeadNoDivisibilityError, "should raise a ValueError"),
+    ("MultiHeadAttention", MultiHeadD2lStyle, "built a layer instead of raising a ValueError"),
+    ("MultiHeadAttention", MultiHeadValueErrorWithoutSizes, "does not name both sizes"),
+    ("MultiHeadAttention", MultiHeadAssertsDivisible, "another kind of exception, not a ValueError"),
+    ("MultiHeadAttention", MultiHeadMasksCombinedWithOr, "combined the masks with |"),
+    ("MultiHeadAttention", MultiHeadPaddingReplacesAttnMask, "your attn_mask is dropped"),
+    ("MultiHeadAttention", MultiHeadAttnMaskFirst, "your key_padding_mask is dropped"),
+    ("MultiHeadAttention", MultiHeadPaddingOnTheQueryAxis, "Your padding mask is on the query axis"),
+    ("MultiHeadAttention", MultiHeadPaddingOnTheHeadsAxis, "lines up with the heads"),
+    ("MultiHeadAttention", MultiHeadIgnoresBiasArgument, "still has biases"),
+    ("MultiHeadAttention", MultiHeadOutputAlwaysBiased, "still has biases"),
+    ("MultiHeadAttention", MultiHeadWithoutBiasArgument, "takes bias=True as its third argument"),
     ("MultiHeadAttention", MultiHeadWrongNames, "should be nn.Linear(embed_dim, embed_dim)"),
 ]
 
@@ -197,6 +342,18 @@ RIGHT = [
     ("split_heads", split_with_einops_style),
     ("merge_heads", merge_with_cat),
     ("MultiHeadAttention", MultiHeadWithLoop),
+    ("MultiHeadAttention", MultiHeadAdditiveMasks),
+    ("MultiHeadAttention", MultiHeadPaddingFilledIntoScores),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
+
+
+def test_a_right_attention_without_the_contract_hears_about_the_contract_only():
+    """Is d2l's layer (right numbers, no ValueError) told its numbers are right and only the ValueError is missing?"""
+    from course_lib.checks import CHECKS
+
+    result = CHECKS["MultiHeadAttention"].run(MultiHeadD2lStyle)
+    assert result.points == 0 and result.message.startswith("❌ MultiHeadAttention: on the contract"), result.message
+    assert "your attention is right" in result.message and "ValueError" in result.message, result.message
+    assert not any(word in result.message for word in ("differ", "mask", "scale", "projection")), result.message
