@@ -5,10 +5,12 @@ Tests: tests/checks/test_l01_attention_by_hand.py.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from course_lib import numpy_attention as ref
-from course_lib.checking import Case, Check, Mistake, Output, like
+from course_lib.checking import Case, Check, Mistake, Output, close, like
 from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, matmul_error, random, rank
 
 
@@ -25,13 +27,64 @@ def _softmax_cases(rng):
         Case("a (3, 4) matrix with axis=0 (columns sum to 1)", (random(rng, 3, 4),), {"axis": 0}),
         Case("large logits [[1000, 1001, 1002]] (overflow test)", (np.array([[1000.0, 1001.0, 1002.0]]),)),
         Case("very negative logits [[-1000, -1001, -1002]] (underflow test)", (np.array([[-1000.0, -1001.0, -1002.0]]),)),
+        # only each row's own maximum keeps every exponent <= 0 with one of them exactly 0, in the next three
+        Case("a row with a wide spread [[-1000, 0, 1000]] (the shift must be the row's maximum)",
+             (np.array([[-1000.0, 0.0, 1000.0]]),)),
+        Case("rows at very different scales [[1000, 1001, 1002], [-1000, -999, -998], [0, 1, 2]] (each row "
+             "needs its own maximum)", (np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -999.0, -998.0], [0.0, 1.0, 2.0]]),)),
+        Case("columns at very different scales, axis=0 (each column needs its own maximum)",
+             (np.array([[1000.0, -1000.0, 0.0], [1001.0, -999.0, 1.0]]),), {"axis": 0}),
         Case("float32 scores of shape (2, 6)", (random(rng, 2, 6, dtype=np.float32),)),
     ]
 
 
+# The shifts a learner may subtract before np.exp: only the maximum along `axis` is always safe --------------
+
+def _exps_over_sums(x, shift, axis):
+    """exp(x - shift) divided by its sum along ``axis``: a softmax with a chosen shift (NaN where it breaks)."""
+    exps = np.exp(x - shift)  # same shape as x
+    return exps / np.sum(exps, axis=axis, keepdims=True)
+
+
+def _softmax_shifted_by_the_minimum(x, axis=-1):
+    """x - min along the axis: the largest exponent becomes max - min, which overflows on a wide row."""
+    return _exps_over_sums(x, np.min(x, axis=axis, keepdims=True), axis)
+
+
+def _softmax_shifted_by_the_global_maximum(x, axis=-1):
+    """x - x.max(): one maximum for the whole array, so a row far below it underflows to 0/0."""
+    return _exps_over_sums(x, np.max(x), axis)
+
+
+def _softmax_shifted_along_the_last_axis(x, axis=-1):
+    """The maximum taken along the last axis, the sum along ``axis``: with axis=0 the shift varies down a column."""
+    return _exps_over_sums(x, np.max(x, axis=-1, keepdims=True), axis)
+
+
+def _bad_rows(case, got) -> np.ndarray:
+    """The slices along the case's axis (moved last) whose weights are not finite or do not sum to 1."""
+    axis = case.kwargs.get("axis", -1)
+    weights = np.moveaxis(np.asarray(got, dtype=float), axis, -1)  # (..., n)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(weights).all(-1) | ~np.isclose(weights.sum(-1), 1.0, atol=1e-4)  # (...,)
+
+
+def _logit_rows(case) -> np.ndarray:
+    return np.moveaxis(np.asarray(case.args[0], dtype=float), case.kwargs.get("axis", -1), -1)  # (..., n)
+
+
 def _overflowed(case, got, expected) -> bool:
-    """Large logits gave inf or NaN: np.exp without subtracting the maximum first."""
-    return np.abs(case.args[0]).max() > 100 and not np.isfinite(np.asarray(got, dtype=float)).all()
+    """A slice whose logits reach far above 0 broke: exp(1000) is inf (inf/inf = NaN), no shift before np.exp."""
+    if np.shape(got) != np.shape(expected):
+        return False
+    return bool((_bad_rows(case, got) & (_logit_rows(case).max(-1) > 100)).any())
+
+
+def _underflowed(case, got, expected) -> bool:
+    """A slice whose logits all lie far below 0 broke: every exp(-1000) is 0, and 0/0 is NaN."""
+    if np.shape(got) != np.shape(expected):
+        return False
+    return bool((_bad_rows(case, got) & (_logit_rows(case).max(-1) < -100)).any())
 
 
 def _softmax_over_the_last_axis(x, axis=-1):
@@ -73,6 +126,8 @@ def broadcast_error(case, error) -> bool:
     return "broadcast" in str(error)
 
 
+_ROW_MAXIMUM = "x - np.max(x, axis=axis, keepdims=True)"
+
 check_softmax = Check(
     name="softmax",
     points=1,
@@ -80,9 +135,25 @@ check_softmax = Check(
     implementation="course_lib.numpy_attention.softmax",
     outputs=(Output("weights"),),
     mistakes=(
-        Mistake("overflow: np.exp(1000) is inf, and inf/inf is NaN. Subtract the maximum along the axis first: "
-                "x - np.max(x, axis=axis, keepdims=True). Softmax does not change when you shift all inputs.",
-                _overflowed),
+        Mistake("you subtracted the minimum: the shift must be each row's maximum. After x - min the largest "
+                "exponent is max - min (2000 on [-1000, 0, 1000]), and np.exp(2000) is inf, so inf/inf = NaN. "
+                f"With {_ROW_MAXIMUM} every exponent is <= 0 and the largest is exactly exp(0) = 1.",
+                like(_softmax_shifted_by_the_minimum)),
+        Mistake("you subtracted the maximum of the whole array (np.max(x) with no axis): a row far below it, "
+                "such as [-1000, -999, -998] next to [1000, 1001, 1002], becomes exp(-2000) = 0 everywhere, and "
+                f"0/0 = NaN. Each row needs its own maximum: {_ROW_MAXIMUM}.",
+                like(_softmax_shifted_by_the_global_maximum)),
+        Mistake("you take the maximum along the last axis but the sum along `axis`: with axis=0 each entry of "
+                "a column is shifted by a different number, which changes the softmax (and can overflow). Pass "
+                "axis=axis to np.max too.", like(_softmax_shifted_along_the_last_axis)),
+        Mistake("overflow: an exponent far above 0 (np.exp(1000) is inf) gives inf/inf = NaN. Subtract each "
+                f"row's own maximum first: {_ROW_MAXIMUM}. Softmax does not change when you shift all inputs of "
+                "a row by the same number, and only the maximum makes every exponent <= 0 (no shift, the mean or "
+                "a constant leave some above 709 on a wide row).", _overflowed),
+        Mistake("underflow: every logit of that row is far below 0 (about -1000), np.exp(-1000) is 0 in float64 "
+                "(anything below about -745 is), so the whole row is 0 and 0/0 = NaN. Subtract the row's maximum "
+                f"first ({_ROW_MAXIMUM}): then the largest exponent is exp(0) = 1 and the sum is at least 1.",
+                _underflowed),
         Mistake("you ignore the `axis` argument: with axis=0 each column must sum to 1. Pass axis=axis to np.max "
                 "and np.sum.", _axis_ignored),
         Mistake("softmax over the wrong axis: with axis=-1 each row (the last axis) must sum to 1, but your "
@@ -99,7 +170,8 @@ check_softmax = Check(
         (broadcast_error,
          "Most likely np.max or np.sum without keepdims=True: use keepdims=True so the shapes line up."),
     ),
-    what="Rows sum to 1, any axis works, and logits of ±1000 give no overflow.",
+    what="Rows sum to 1, any axis works, and logits of ±1000, wide rows and rows at different scales give no "
+         "overflow or underflow.",
     withholds=("course_lib.attention.masked_softmax", "course_lib.flash.online_softmax_steps"),
     library=("softmax", *TORCH_ATTENTION),
 )
@@ -128,6 +200,11 @@ def _divided_by_d(queries, keys):
     return _unscaled(queries, keys) / queries.shape[-1]  # (..., T, S)
 
 
+def _multiplied_by_sqrt_d(queries, keys):
+    """Scores multiplied by √D instead of divided by it."""
+    return _unscaled(queries, keys) * np.sqrt(queries.shape[-1])  # (..., T, S)
+
+
 def _scaled_by_the_number_of_keys(queries, keys):
     """Scores divided by √S, S the number of keys."""
     return _unscaled(queries, keys) / np.sqrt(keys.shape[-2])  # (..., T, S)
@@ -148,6 +225,22 @@ def _keys_times_queries(queries, keys):
     return keys @ np.swapaxes(queries, -1, -2) / np.sqrt(queries.shape[-1])  # (..., S, T)
 
 
+def scale_factor(unscaled, got) -> float | None:
+    """The number c with got = c * unscaled, when there is one (least squares, then checked), else None."""
+    unscaled, got = np.asarray(unscaled, dtype=float), np.asarray(got, dtype=float)
+    if unscaled.shape != got.shape or not np.isfinite(got).all() or not np.any(unscaled):
+        return None
+    factor = float(np.sum(unscaled * got) / np.sum(unscaled * unscaled))
+    return factor if np.allclose(got, factor * unscaled, rtol=1e-3, atol=1e-4) else None
+
+
+def _scaled_by_another_factor(case, got, expected) -> bool:
+    """The scores are queries @ keys^T times some constant, but not 1/√D."""
+    queries, keys = case.args[:2]
+    factor = scale_factor(_unscaled(queries, keys), got)
+    return factor is not None and not np.isclose(factor, 1 / np.sqrt(queries.shape[-1]), rtol=1e-3)
+
+
 def _softmax_of_the_scores(queries, keys):
     """The softmax weights, where the scaled scores before the softmax are asked for."""
     return ref.softmax(ref.attention_scores(queries, keys))  # (..., T, S)
@@ -161,6 +254,9 @@ _SCORES_MISTAKES = (
     Mistake("the scores are not scaled: divide queries @ keys^T by √D, D = queries.shape[-1] (lesson 01 shows "
             "why: unscaled scores grow with D and saturate the softmax).", like(_unscaled)),
     Mistake("you divided by D; divide by √D (np.sqrt(queries.shape[-1])).", like(_divided_by_d)),
+    Mistake("you multiplied by √D; divide by it: queries @ keys.T / np.sqrt(D). Dividing keeps the scores' "
+            "spread about 1 whatever D is; multiplying makes it D times larger and saturates the softmax.",
+            like(_multiplied_by_sqrt_d)),
     Mistake("you scaled by the square root of the number of keys; scale by √D, D = queries.shape[-1], the "
             "feature size.", like(_scaled_by_the_number_of_keys)),
     Mistake("you scaled by the square root of the number of queries; scale by √D, D = queries.shape[-1].",
@@ -172,6 +268,9 @@ _SCORES_MISTAKES = (
             "i.e. queries @ keys.T, not keys @ queries.T.", like(_keys_times_queries)),
     Mistake("you returned softmax weights; attention_scores returns the scaled scores before the softmax.",
             like(_softmax_of_the_scores)),
+    Mistake("your scores are queries @ keys^T times the wrong number: the one factor is 1/√D, with D = "
+            "queries.shape[-1], the feature size (not the number of keys or queries, not D itself).",
+            _scaled_by_another_factor),
 )
 
 
@@ -248,9 +347,72 @@ def _attention_without_softmax(queries, keys, values, mask=None):
     return weights @ values, weights
 
 
+def _attention_times_sqrt_d(queries, keys, values, mask=None):
+    """Attention on scores multiplied by √D instead of divided by it."""
+    return _attend(_multiplied_by_sqrt_d(queries, keys), values, mask)
+
+
 def _attention_keys_not_transposed(queries, keys, values, mask=None):
     """Attention on queries @ keys, which runs only when keys happen to be square."""
     return _attend(_keys_not_transposed(queries, keys), values, mask)
+
+
+def _mask_of(case, shape) -> np.ndarray:
+    """The case's mask broadcast to the scores' shape (all True when the case has none)."""
+    mask = case.args[3] if len(case.args) > 3 else True
+    return np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+
+
+def _softmax_scale(case, weights) -> float | None:
+    """The factor c for which ``weights`` = softmax(c * queries @ keys^T) over the allowed keys, if there is one."""
+    queries, keys, values = case.args[:3]
+    unscaled = _unscaled(queries, keys)  # (..., T, S)
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != unscaled.shape or not np.isfinite(weights).all():
+        return None
+    allowed = _mask_of(case, unscaled.shape) & (weights > 1e-200)  # (..., T, S)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a fully masked row: the mean of an empty slice
+        logs = np.where(allowed, np.log(np.where(allowed, weights, 1.0)), np.nan)  # log w = c * u + a row's constant
+        scores = np.where(allowed, unscaled, np.nan)
+        log_gaps = logs - np.nanmean(logs, axis=-1, keepdims=True)
+        score_gaps = scores - np.nanmean(scores, axis=-1, keepdims=True)
+        spread = np.nansum(score_gaps * score_gaps)
+        if not spread > 0:
+            return None
+        factor = float(np.nansum(log_gaps * score_gaps) / spread)
+        rebuilt = ref.softmax(np.where(_mask_of(case, unscaled.shape), factor * unscaled, -np.inf))  # (..., T, S)
+    return factor if np.allclose(rebuilt, weights, rtol=1e-3, atol=1e-4) else None
+
+
+def _softmax_of_another_scale(case, got, expected) -> bool:
+    """The weights are a softmax of queries @ keys^T times a constant other than 1/√D, and the output follows them."""
+    output, weights = (np.asarray(result, dtype=float) for result in got)
+    factor = _softmax_scale(case, weights)
+    return (factor is not None and not np.isclose(factor, 1 / np.sqrt(case.args[0].shape[-1]), rtol=1e-3)
+            and output.shape == expected[0].shape and np.allclose(output, weights @ case.args[2], rtol=1e-3, atol=1e-4))
+
+
+def _weights_are_the_scores(case, got, expected) -> bool:
+    """The weights returned are the scores (scaled or not, masked or not): the softmax's result not returned."""
+    queries, keys = case.args[:2]
+    weights = got[1]
+    for scores in (ref.attention_scores(queries, keys), _unscaled(queries, keys)):  # (..., T, S) each
+        hidden = np.where(_mask_of(case, scores.shape), scores, -np.inf)  # (..., T, S)
+        if any(close(weights, candidate, rtol=1e-3, atol=1e-4) for candidate in (scores, hidden)):
+            return True
+    return False
+
+
+def _output_right_weights_not(case, got, expected) -> bool:
+    """The output is right, the weights returned next to it are not the ones that made it."""
+    return close(got[0], expected[0], rtol=1e-3, atol=1e-4) and not close(got[1], expected[1])
+
+
+def _attention_times_the_keys(queries, keys, values, mask=None):
+    """The weights multiplied with the keys instead of the values."""
+    _, weights = _attend(ref.attention_scores(queries, keys), values, mask)
+    return weights @ keys, weights  # (..., T, D), (..., T, S)
 
 
 ATTENTION_MISTAKES = (
@@ -262,6 +424,17 @@ ATTENTION_MISTAKES = (
             like(_attention_without_softmax)),
     Mistake("keys are not transposed in the scores: use queries @ keys.T (keys.swapaxes(-1, -2) for a batch).",
             like(_attention_keys_not_transposed)),
+    Mistake("the scores are multiplied by √D; divide them by √D (D = queries.shape[-1]) before the softmax.",
+            like(_attention_times_sqrt_d)),
+    Mistake("your weights are a softmax of queries @ keys^T scaled by the wrong number: divide the scores by √D, "
+            "D = queries.shape[-1] (the feature size of queries and keys), not by D, not by the number of keys or "
+            "the values' size, and do not multiply.", _softmax_of_another_scale),
+    Mistake("the weights you return are the scores (they are negative in places and rows do not sum to 1): "
+            "return weights = softmax(scores), the array you multiply with the values.", _weights_are_the_scores),
+    Mistake("you multiplied the weights by the keys: the output is weights @ values.",
+            like(_attention_times_the_keys)),
+    Mistake("your output is right, but the weights you return are not the softmax weights that produced it: "
+            "return the same (..., T, S) array you multiplied with the values.", _output_right_weights_not),
 )
 
 

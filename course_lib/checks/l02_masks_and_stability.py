@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from course_lib import numpy_attention as ref
-from course_lib.checking import Case, Check, Mistake, Output, like
+from course_lib.checking import Case, Check, Mistake, Output, close, like
 from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, random
 from course_lib.checks.l01_attention_by_hand import ATTENTION_MISTAKES, broadcast_error
 
@@ -125,6 +125,52 @@ def _masked_after_softmax(queries, keys, values, mask):
     return weights @ values, weights
 
 
+def _scores_times_the_mask(queries, keys, values, mask):
+    """scores * mask: a hidden score becomes 0, not -inf, so the hidden key keeps the weight exp(0 - max)."""
+    weights = ref.softmax(ref.attention_scores(queries, keys) * mask)  # (..., T, S)
+    return weights @ values, weights
+
+
+def _rows_with_a_key(case) -> np.ndarray:
+    """(..., T): True for the queries that may attend to at least one key."""
+    shape = ref.attention_scores(case.args[0], case.args[1]).shape
+    return np.broadcast_to(case.args[3], shape).any(-1)
+
+
+def _same_where_a_key_is_allowed(case, got, mistaken) -> bool:
+    """``got`` equals the mistake's (output, weights) on every query that has a key (fully masked rows aside)."""
+    rows = _rows_with_a_key(case)
+    try:
+        return all(np.shape(g) == np.shape(m) and close(np.asarray(g)[rows], np.asarray(m)[rows], rtol=1e-3, atol=1e-4)
+                   for g, m in zip(got, mistaken))
+    except (IndexError, TypeError, ValueError):
+        return False
+
+
+def _scores_multiplied_by_the_mask(case, got, expected) -> bool:
+    with np.errstate(all="ignore"):
+        return _same_where_a_key_is_allowed(case, got, _scores_times_the_mask(*case.args))
+
+
+def _nan_turned_into_numbers(case, got, expected) -> bool:
+    """Where a key may be attended, the weights are all 0, or uniform over the allowed keys: what np.nan_to_num
+    makes of the NaN that arithmetic with -inf (0 * -inf) leaves at every allowed position."""
+    weights = np.asarray(got[1], dtype=float)
+    if weights.shape != np.shape(expected[1]):
+        return False
+    mask = np.broadcast_to(case.args[3], weights.shape)
+    rows = _rows_with_a_key(case)
+    uniform = mask / np.maximum(mask.sum(-1, keepdims=True), 1)  # (..., T, S)
+    return bool(np.all(weights[rows] == 0)) or close(weights[rows], uniform[rows], rtol=1e-3, atol=1e-4)
+
+
+def _mask_given_a_query_axis(queries, keys, values, mask):
+    """mask[..., None, :] on a mask that already has its query axis: the result grows an axis."""
+    scores = np.where(np.asarray(mask)[..., None, :], ref.attention_scores(queries, keys), -np.inf)  # one axis more
+    weights = ref.softmax(scores)
+    return weights @ values, weights
+
+
 def _masked_with_a_large_negative(queries, keys, values, mask):
     """-1e9 instead of -inf: a fully masked row spreads its weight evenly instead of getting zeros."""
     weights = ref.softmax(np.where(mask, ref.attention_scores(queries, keys), -1e9))  # (..., T, S)
@@ -166,6 +212,11 @@ def _nan_everywhere(case, got, expected) -> bool:
     return all(np.isnan(np.asarray(result, dtype=float)).all() for result in got)
 
 
+def _mask_does_not_fit(case, error) -> bool:
+    """numpy's complaint about a mask that no longer fits the scores (np.where, &, or np.broadcast_to)."""
+    return broadcast_error(case, error) or "axis remapping" in str(error)
+
+
 check_masked_attention = Check(
     name="masked_attention",
     points=2,
@@ -177,9 +228,22 @@ check_masked_attention = Check(
                 "them to -inf where it is False: np.where(mask, scores, -np.inf).", _mask_reversed),
         Mistake("the mask is applied after the softmax: masked weights are 0 but the rest no longer sum to 1. "
                 "Mask the scores (set them to -inf) before the softmax.", like(_masked_after_softmax)),
-        Mistake("a query whose keys are all masked gives NaN (exp(-inf - -inf) = exp(nan)). The course follows "
-                "torch >= 2.5: such a row gets zero weights and a zero output. Detect rows with no True in the "
-                "mask (mask.any(axis=-1)) and set them to 0.", _nan_in_fully_masked_rows),
+        Mistake("you multiplied the scores by the mask: a hidden score becomes 0, not -inf, so the hidden key "
+                "still gets the weight exp(0 - max) > 0 (and a hidden key can even win when the kept scores are "
+                "negative). Hide it with np.where(mask, scores, -np.inf).", _scores_multiplied_by_the_mask),
+        Mistake("your weights are 0 (or uniform) even where a key may be attended: most likely arithmetic with "
+                "-inf, such as scores + (1 - mask) * -np.inf, made NaN at every allowed position (0 * -inf = NaN), "
+                "and np.nan_to_num turned that NaN into 0. Use np.where(mask, scores, -np.inf).",
+                _nan_turned_into_numbers),
+        Mistake("your result has an extra axis: the mask already broadcasts against the scores (..., T, S) (it is "
+                "(T, S), (B, 1, S) or (B, T, S)), so mask[..., None, :] adds a second query axis. Use the mask as "
+                "it is given.",
+                like(_mask_given_a_query_axis)),
+        Mistake("a query whose keys are all masked gives NaN, and every other row is right. Either its scores "
+                "are all -inf and the softmax's shift computes -inf - (-inf) = NaN, or you masked after the "
+                "softmax and renormalised, and its kept weights sum to 0, so 0/0 = NaN. The course follows torch "
+                ">= 2.5: such a row gets zero weights and a zero output. Detect rows with no True in the mask "
+                "(mask.any(axis=-1)) and set them to 0.", _nan_in_fully_masked_rows),
         Mistake("a query whose keys are all masked gets uniform weights: with a large negative number (or -inf "
                 "after a max shift) instead of a special case, nothing-to-attend-to becomes 'attend to every "
                 "key equally'. The course follows torch >= 2.5: such a row gets zero weights and a zero output.",
@@ -189,9 +253,10 @@ check_masked_attention = Check(
         *ATTENTION_MISTAKES,
     ),
     error_hints=(
-        (broadcast_error,
-         "The mask must broadcast against the scores (..., T, S): a padding mask (B, S) needs a query axis, "
-         "mask[:, None, :]."),
+        (_mask_does_not_fit,
+         "Every mask this function is given already broadcasts against the scores (..., T, S): it has its query "
+         "axis ((T, S), (B, 1, S) or (B, T, S)). Use it as it is, np.where(mask, scores, -np.inf); adding an axis "
+         "(mask[:, None, :]) or reshaping it breaks the broadcast."),
     ),
     what="Masked keys get weight 0, the rest sum to 1, broadcast masks work, fully masked rows give zeros.",
     withholds=COURSE_ATTENTION,

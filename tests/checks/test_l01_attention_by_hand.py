@@ -52,6 +52,32 @@ def softmax_in_place(x, axis=-1):
     return np.exp(x) / np.sum(np.exp(x), axis=axis, keepdims=True)
 
 
+def softmax_minus_min(x, axis=-1):
+    exps = np.exp(x - x.min(axis=axis, keepdims=True))  # "make every exponent >= 0"
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
+def softmax_minus_global_max(x, axis=-1):
+    exps = np.exp(x - np.max(x))  # one maximum for the whole array
+    return exps / np.sum(exps, axis=axis, keepdims=True)
+
+
+def softmax_minus_mean(x, axis=-1):
+    exps = np.exp(x - x.mean(axis=axis, keepdims=True))  # centre each row instead
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
+def softmax_shift_only_when_large(x, axis=-1):
+    top = np.max(x, axis=axis, keepdims=True)
+    exps = np.exp(x - np.maximum(top, 0.0))  # "only a positive maximum can overflow"
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
+def softmax_max_along_last_axis(x, axis=-1):
+    exps = np.exp(x - x.max(axis=-1, keepdims=True))  # the max forgot the axis argument, the sum did not
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
 # softmax: right ---------------------------------------------------------------------------------------------
 
 def softmax_float64_loop(x, axis=-1):
@@ -66,6 +92,11 @@ def softmax_float64_loop(x, axis=-1):
 def softmax_logsumexp(x, axis=-1):
     m = np.max(x, axis=axis, keepdims=True)
     return np.exp(x - m - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)))
+
+
+def softmax_logaddexp_reduce(x, axis=-1):
+    x = np.asarray(x)
+    return np.exp(x - np.logaddexp.reduce(x, axis=axis, keepdims=True))  # no explicit shift: logaddexp is stable
 
 
 # attention_scores: wrong ------------------------------------------------------------------------------------
@@ -86,6 +117,14 @@ def scores_transposed_only_when_the_shapes_clash(queries, keys):
     if queries.shape[-1] != keys.shape[-2]:  # "make the shapes fit": square keys are left as they are
         keys = np.swapaxes(keys, -1, -2)
     return queries @ keys / np.sqrt(queries.shape[-1])
+
+
+def scores_times_sqrt_d(queries, keys):
+    return queries @ np.swapaxes(keys, -1, -2) * np.sqrt(queries.shape[-1])
+
+
+def scores_by_a_hard_coded_two(queries, keys):
+    return queries @ np.swapaxes(keys, -1, -2) / 2  # sqrt(4): right for the lesson's D = 4 only
 
 
 def scores_elementwise(queries, keys):
@@ -149,6 +188,34 @@ def attention_unscaled(q, k, v):
     return weights @ v, weights
 
 
+def attention_times_sqrt_d(q, k, v):
+    weights = softmax_logsumexp(q @ np.swapaxes(k, -1, -2) * np.sqrt(q.shape[-1]))
+    return weights @ v, weights
+
+
+def attention_by_sqrt_of_value_size(queries, keys, values):
+    weights = softmax_logsumexp(queries @ np.swapaxes(keys, -1, -2) / np.sqrt(values.shape[-1]))
+    return weights @ values, weights
+
+
+def attention_returns_the_scores(queries, keys, values):
+    scores = scores_einsum(queries, keys)
+    weights = softmax_logsumexp(scores)
+    return weights @ values, scores  # the wrong variable returned
+
+
+def attention_times_keys(queries, keys, values):
+    weights = softmax_logsumexp(scores_einsum(queries, keys))
+    return weights @ keys, weights
+
+
+def attention_returns_unnormalised_weights(queries, keys, values):
+    scores = scores_einsum(queries, keys)
+    exps = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = exps / exps.sum(axis=-1, keepdims=True)
+    return weights @ values, exps  # the exponentials returned, not the weights
+
+
 def attention_no_softmax(q, k, v):
     scores = scores_einsum(q, k)
     return scores @ v, scores
@@ -180,6 +247,11 @@ WRONG = [
     ("softmax", softmax_unnormalised, "do not sum to 1"),
     ("softmax", softmax_list, "returned a Python list"),
     ("softmax", softmax_in_place, "changed its inputs in place"),
+    ("softmax", softmax_minus_min, "you subtracted the minimum"),
+    ("softmax", softmax_minus_global_max, "maximum of the whole array"),
+    ("softmax", softmax_minus_mean, "overflow: an exponent far above 0"),
+    ("softmax", softmax_shift_only_when_large, "underflow: every logit of that row is far below 0"),
+    ("softmax", softmax_max_along_last_axis, "maximum along the last axis but the sum along `axis`"),
     ("attention_scores", scores_unscaled, "not scaled"),
     ("attention_scores", scores_by_d, "divide by √D"),
     ("attention_scores", scores_not_transposed, "transpose keys"),
@@ -190,17 +262,25 @@ WRONG = [
     ("attention_scores", scores_softmaxed, "before the softmax"),
     ("attention_scores", scores_by_num_keys, "number of keys"),
     ("attention_scores", scores_by_num_queries, "number of queries"),
+    ("attention_scores", scores_times_sqrt_d, "you multiplied by √D"),
+    ("attention_scores", scores_by_a_hard_coded_two, "times the wrong number"),
     ("scaled_dot_product_attention", attention_swapped, "swapped"),
     ("scaled_dot_product_attention", attention_only_output, "returned only output"),
     ("scaled_dot_product_attention", attention_wrong_axis, "wrong axis"),
     ("scaled_dot_product_attention", attention_unscaled, "not scaled"),
     ("scaled_dot_product_attention", attention_no_softmax, "softmax is missing"),
     ("scaled_dot_product_attention", attention_keys_transposed_only_when_the_shapes_clash, "keys are not transposed"),
+    ("scaled_dot_product_attention", attention_times_sqrt_d, "multiplied by √D"),
+    ("scaled_dot_product_attention", attention_by_sqrt_of_value_size, "scaled by the wrong number"),
+    ("scaled_dot_product_attention", attention_returns_the_scores, "the weights you return are the scores"),
+    ("scaled_dot_product_attention", attention_times_keys, "multiplied the weights by the keys"),
+    ("scaled_dot_product_attention", attention_returns_unnormalised_weights, "your output is right, but the weights"),
 ]
 
 RIGHT = [
     ("softmax", softmax_float64_loop),
     ("softmax", softmax_logsumexp),
+    ("softmax", softmax_logaddexp_reduce),
     ("attention_scores", scores_einsum),
     ("attention_scores", scores_loop),
     ("scaled_dot_product_attention", attention_einsum),

@@ -128,6 +128,82 @@ def masked_keys_transposed_only_when_the_shapes_clash(queries, keys, values, mas
     return weights @ values, weights
 
 
+def masked_after_softmax_renormalised(queries, keys, values, mask):
+    weights = given_softmax(attention_scores(queries, keys)) * mask
+    weights = weights / weights.sum(axis=-1, keepdims=True)  # renormalise what is left
+    return weights @ values, weights
+
+
+def masked_by_multiplying_the_scores(queries, keys, values, mask):
+    scores = attention_scores(queries, keys) * mask  # "zero out" the hidden scores
+    weights = given_softmax(scores)
+    weights = weights * np.any(mask, axis=-1, keepdims=True)  # fully masked rows handled
+    return weights @ values, weights
+
+
+def masked_additive_inf_then_nan_to_num(queries, keys, values, mask):
+    scores = attention_scores(queries, keys) + (1 - mask) * -np.inf
+    weights = np.nan_to_num(given_softmax(scores))  # "no NaN, as the exercise asks"
+    return weights @ values, weights
+
+
+def masked_additive_inf_scores_nan_to_num(queries, keys, values, mask):
+    scores = np.nan_to_num(attention_scores(queries, keys) + (1 - mask) * -np.inf)
+    weights = given_softmax(scores) * np.any(mask, axis=-1, keepdims=True)
+    return weights @ values, weights
+
+
+def masked_adds_a_query_axis(queries, keys, values, mask):
+    mask = mask[..., None, :]  # "a padding mask needs a query axis"
+    scores = np.where(mask, attention_scores(queries, keys), -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, weights
+
+
+def masked_expands_a_padding_mask(queries, keys, values, mask):
+    scores = attention_scores(queries, keys)  # (..., T, S)
+    mask = np.broadcast_to(mask[:, None, :], scores.shape)  # written for a (B, S) padding mask
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(mask & allowed, scores, np.where(allowed, -np.inf, 0.0))) * allowed
+    return weights @ values, weights
+
+
+def masked_returns_the_masked_scores(queries, keys, values, mask):
+    scores = np.where(mask, attention_scores(queries, keys), -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, scores
+
+
+def masked_times_sqrt_d(queries, keys, values, mask):
+    scores = np.where(mask, queries @ np.swapaxes(keys, -1, -2) * np.sqrt(queries.shape[-1]), -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, weights
+
+
+def masked_by_sqrt_of_num_keys(queries, keys, values, mask):
+    scores = np.where(mask, queries @ np.swapaxes(keys, -1, -2) / np.sqrt(keys.shape[-2]), -np.inf)  # sqrt(S)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, weights
+
+
+def masked_times_keys(queries, keys, values, mask):
+    scores = np.where(mask, attention_scores(queries, keys), -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ keys, weights
+
+
+def masked_zeroes_only_the_output(queries, keys, values, mask):
+    scores = np.where(mask, attention_scores(queries, keys), -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0))  # fully masked rows: uniform dummy weights
+    return (weights * allowed) @ values, weights  # zeroed for the output only
+
+
 # masked_attention: right -------------------------------------------------------------------------------------
 
 def masked_with_nan_to_num(q, k, v, mask):
@@ -143,6 +219,18 @@ def masked_with_a_total_never_zero(queries, keys, values, mask):
     exps = np.where(mask, np.exp(scores - scores.max(axis=-1, keepdims=True)), 0.0)  # (..., T, S)
     totals = exps.sum(axis=-1, keepdims=True)  # (..., T, 1); 0 where everything is masked
     weights = exps / np.where(totals > 0, totals, 1.0)
+    return weights @ values, weights
+
+
+def masked_where_after_the_softmax(queries, keys, values, mask):
+    with np.errstate(invalid="ignore"):
+        weights = given_softmax(np.where(mask, attention_scores(queries, keys), -np.inf))  # NaN in fully masked rows
+    weights = np.where(mask, weights, 0.0)  # a fully masked row has no True: all of it becomes 0
+    return weights @ values, weights
+
+
+def masked_large_negative_then_zeroed(queries, keys, values, mask):
+    weights = given_softmax(np.where(mask, attention_scores(queries, keys), -1e9)) * mask  # uniform rows -> 0
     return weights @ values, weights
 
 
@@ -164,6 +252,17 @@ WRONG = [
     ("masked_attention", masked_softmax_over_queries, "softmax over the wrong axis"),
     ("masked_attention", masked_without_softmax, "softmax is missing"),
     ("masked_attention", masked_keys_transposed_only_when_the_shapes_clash, "keys are not transposed"),
+    ("masked_attention", masked_after_softmax_renormalised, "masked after the softmax and renormalised"),
+    ("masked_attention", masked_by_multiplying_the_scores, "you multiplied the scores by the mask"),
+    ("masked_attention", masked_additive_inf_then_nan_to_num, "np.nan_to_num turned that NaN into 0"),
+    ("masked_attention", masked_additive_inf_scores_nan_to_num, "np.nan_to_num turned that NaN into 0"),
+    ("masked_attention", masked_adds_a_query_axis, "your result has an extra axis"),
+    ("masked_attention", masked_expands_a_padding_mask, "already broadcasts against the scores"),
+    ("masked_attention", masked_returns_the_masked_scores, "the weights you return are the scores"),
+    ("masked_attention", masked_times_sqrt_d, "multiplied by √D"),
+    ("masked_attention", masked_by_sqrt_of_num_keys, "scaled by the wrong number"),
+    ("masked_attention", masked_times_keys, "multiplied the weights by the keys"),
+    ("masked_attention", masked_zeroes_only_the_output, "your output is right, but the weights"),
 ]
 
 RIGHT = [
@@ -172,6 +271,8 @@ RIGHT = [
     ("padding_mask", padding_loop),
     ("masked_attention", masked_with_nan_to_num),
     ("masked_attention", masked_with_a_total_never_zero),
+    ("masked_attention", masked_where_after_the_softmax),
+    ("masked_attention", masked_large_negative_then_zeroed),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
