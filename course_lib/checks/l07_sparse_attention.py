@@ -113,17 +113,26 @@ check_strided_mask = Check(
 
 
 def _sliding_attention_cases(rng):
+    """Short cases first (one block for most learners' loops), then several blocks, where a bug at a block's edge
+    shows under its own name, then the long case, whose memory is measured."""
+
+    def inputs(*shape, value_dim=None):
+        value_shape = (*shape[:-1], shape[-1] if value_dim is None else value_dim)
+        return tensor(rng, *shape), tensor(rng, *shape), tensor(rng, *value_shape)  # query, key, value
+
     return [
-        Case("query, key, value (1, 10, 8), window=2", (tensor(rng, 1, 10, 8), tensor(rng, 1, 10, 8), tensor(rng, 1, 10, 8), 2)),
+        Case("query, key, value (1, 10, 8), window=2", (*inputs(1, 10, 8), 2)),
         Case("heads: (2, 3, 13, 4), window=3 (T = 13 is a multiple of no block size)",
-             (tensor(rng, 2, 3, 13, 4), tensor(rng, 2, 3, 13, 4), tensor(rng, 2, 3, 13, 2), 3)),
-        Case("is_causal=True: (2, 12, 4), window=4", (tensor(rng, 2, 12, 4), tensor(rng, 2, 12, 4), tensor(rng, 2, 12, 4), 4),
-             {"is_causal": True}),
-        Case("window=0: each query attends only itself", (tensor(rng, 1, 6, 4), tensor(rng, 1, 6, 4), tensor(rng, 1, 6, 3), 0)),
-        Case("window=10 >= T = 5: every query sees every key (dense attention)",
-             (tensor(rng, 2, 5, 4), tensor(rng, 2, 5, 4), tensor(rng, 2, 5, 4), 10)),
-        Case("T = 4096, D = 8, window=4 (your peak memory is measured here and at T = 1024)",
-             (tensor(rng, 1, 4096, 8), tensor(rng, 1, 4096, 8), tensor(rng, 1, 4096, 8), 4), watch_memory=True),
+             (*inputs(2, 3, 13, 4, value_dim=2), 3)),
+        Case("is_causal=True: (2, 12, 4), window=4", (*inputs(2, 12, 4), 4), {"is_causal": True}),
+        Case("window=0: each query attends only itself", (*inputs(1, 6, 4, value_dim=3), 0)),
+        Case("window=10 >= T = 5: every query sees every key (dense attention)", (*inputs(2, 5, 4), 10)),
+        Case("several blocks of queries: (1, 2, 50, 4), window=3 (queries at a block's edge see keys in the next "
+             "block)", (*inputs(1, 2, 50, 4), 3)),
+        Case("several blocks, is_causal=True: (2, 45, 4), window=5", (*inputs(2, 45, 4), 5), {"is_causal": True}),
+        Case("a window wider than a block of 16: (1, 70, 4), window=20", (*inputs(1, 70, 4), 20)),
+        Case("T = 4096, D = 8, window=4: many blocks; then your peak memory is measured here and at T = 1024",
+             (*inputs(1, 4096, 8), 4), watch_memory=True),
     ]
 
 
@@ -197,29 +206,97 @@ def _blocks_without_window_mask(block):
     return attend
 
 
+def _block_loop(block, before=None, after=None, local_offsets=False):
+    """The hint's loop over blocks of ``block`` queries with a mistake at a block's edge: the key slice runs from
+    start - ``before`` to stop + ``after`` - 1 (window on each side when None), and the mask compares positions
+    in the whole sequence, or, with ``local_offsets``, positions counted from the block's and the slice's start."""
+
+    def attend(query, key, value, window, is_causal=False):
+        import torch
+
+        length, outputs = query.shape[-2], []
+        left, right = (window if before is None else before), (window if after is None else after)
+        for start in range(0, length, block):
+            stop = min(start + block, length)
+            first, last = max(0, start - left), min(length, stop + right)  # the block's key slice
+            scores = query[..., start:stop, :] @ key[..., first:last, :].transpose(-2, -1) / query.shape[-1] ** 0.5  # (..., C, K)
+            if local_offsets:
+                offsets = torch.arange(stop - start)[:, None] - torch.arange(last - first)[None, :]  # (C, K): r - c
+            else:
+                offsets = torch.arange(start, stop)[:, None] - torch.arange(first, last)[None, :]  # (C, K): i - j
+            allowed = (offsets.abs() <= window) & (offsets >= 0 if is_causal else True)  # (C, K)
+            weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)  # (..., C, K)
+            outputs.append(weights @ value[..., first:last, :])  # (..., C, Dv)
+        return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+
+    return attend
+
+
+def _block_sizes(case):
+    """The block sizes a learner's loop may use: every size up to T on short sequences, the usual ones (the
+    window, twice it, 16 … 128) on long ones."""
+    length, window = case.args[0].shape[-2], case.args[3]
+    sizes = range(2, length + 1) if length <= 80 else (window, 2 * window, max(window, 16), 16, 32, 64, 128)
+    return sorted({size for size in sizes if size >= 2})
+
+
 def _attends_whole_key_slice(case, got, expected) -> bool:
-    """Does ``got`` equal the unmasked block loop for some block size? Every size up to T on short sequences,
-    the usual ones (the window, twice it, 16 … 128) on long ones."""
-    query, window = case.args[0], case.args[3]
-    length = query.shape[-2]
-    sizes = range(2, length + 1) if length <= 32 else (window, 2 * window, max(window, 16), 16, 32, 64, 128)
-    return any(like(_blocks_without_window_mask(size))(case, got, expected) for size in sorted(set(sizes)) if size >= 2)
+    """Does ``got`` equal the unmasked block loop for some block size?"""
+    return any(like(_blocks_without_window_mask(size))(case, got, expected) for size in _block_sizes(case))
 
 
-def _memory_grows_linearly(function, case, got) -> str | None:
-    """On the long case, run the learner's function at T = 1024 and T = 4096: a band grows 4x, a (T, S) tensor 16x."""
+def _key_slice_too_short(case, got, expected) -> bool:
+    """A block loop whose key slice stops at the block's last query, or starts at its first (or both)."""
+    window = case.args[3]
+    sides = ((0, window), (window, 0), (0, 0))
+    return window > 0 and any(like(_block_loop(size, before, after))(case, got, expected)
+                              for size in _block_sizes(case) for before, after in sides)
+
+
+def _mask_with_local_positions(case, got, expected) -> bool:
+    """A block loop whose mask compares positions counted within the block and within its key slice."""
+    return case.args[3] > 0 and any(like(_block_loop(size, local_offsets=True))(case, got, expected)
+                                    for size in _block_sizes(case))
+
+
+def _neighbouring_blocks_only(case, got, expected) -> bool:
+    """A block loop that takes the keys of the neighbouring blocks (block keys on each side), fewer than the
+    window: a fixed block, not one derived from the window."""
+    window = case.args[3]
+    return any(like(_block_loop(size, size, size))(case, got, expected)
+               for size in _block_sizes(case) if size < window)
+
+
+SHORT = 1024  # the long case is measured again at this length
+
+
+def _memory_follows_the_window(function, case, got) -> str | None:
+    """On the long case: does peak memory grow like T·window from T = 1024 to 4096 (4x, not a (T, S) tensor's
+    16x), and does no tensor at T = 1024 hold a quarter of the T·S scores (a block fixed at 1024 queries holds
+    them all there, though it grows 4x like a band)?"""
     if not case.watch_memory:
         return None
     query, key, value, window = case.args
-    from course_lib.measure import format_bytes, peak_memory
+    from course_lib.measure import format_bytes, largest_intermediate, peak_memory
 
-    short = peak_memory(function, query[..., :1024, :], key[..., :1024, :], value[..., :1024, :], window)
+    short_inputs = tuple(x[..., :SHORT, :] for x in (query, key, value))  # (..., 1024, ·) each
+    short = peak_memory(function, *short_inputs, window)
     long = peak_memory(function, query, key, value, window)
     ratio = long / max(short, 1)
     if ratio > 8:
-        return (f"your function's peak memory grows {ratio:.0f}× from T = 1024 to T = 4096 ({format_bytes(short)} → "
-                f"{format_bytes(long)}): it builds a (T, S) tensor (scores or a mask grow 16×). Compute each block "
-                f"of queries against only the keys within its window, so memory grows like T·window (4×).")
+        return (f"your function's peak memory grows {ratio:.0f}× from T = {SHORT} to T = {query.shape[-2]} "
+                f"({format_bytes(short)} → {format_bytes(long)}): it builds a (T, S) tensor (scores or a mask grow "
+                f"16×). Compute each block of queries against only the keys within its window, so memory grows like "
+                f"T·window (4×).")
+    largest = largest_intermediate(function, *short_inputs, window)
+    scores = short_inputs[0].shape[:-1].numel() * SHORT  # (..., T, S) at T = S = 1024
+    if largest >= scores // 4:
+        return (f"at T = {SHORT} with window = {window}, a tensor of {largest} numbers was built inside your function, "
+                f"{largest / scores:.0%} of all T·S = {scores} scores, where each query needs only 2·window + 1 = "
+                f"{2 * window + 1}: your blocks are far wider than the window (a fixed block of {SHORT} queries, for "
+                f"instance, holds every score at T = {SHORT}). Derive the block size from the window, e.g. max(window, 16), so that "
+                f"the scores take about T·(block + 2·window) numbers at every length, not only when T is much longer "
+                f"than a fixed block.")
     return None
 
 
@@ -248,11 +325,24 @@ check_sliding_window_attention = Check(
                 "only what the block needs: inside it, mask each pair with |i - j| > window (and j > i when "
                 "is_causal) with -inf before the softmax, i and j being positions in the whole sequence.",
                 _attends_whole_key_slice),
+        Mistake("the key slice of a block is too short: a query at either end of a block sees up to window keys "
+                "beyond it, in the neighbouring block. Each block needs keys max(0, start - window) … "
+                "min(S, stop + window) - 1: stop + window, not stop, and start - window, not start.",
+                _key_slice_too_short),
+        Mistake("the mask inside a block compares positions counted from the block's first query with positions "
+                "counted from its key slice's first key, but from the second block on the slice starts window keys "
+                "before the block, so every offset is off by window there (the first block, whose slice starts at 0, "
+                "is right). Use positions in the whole sequence: i from torch.arange(start, stop), j from "
+                "torch.arange(first, last).", _mask_with_local_positions),
+        Mistake("each block attends the keys of its neighbouring blocks only (block-size keys on each side), fewer "
+                "than the window when the window is wider than a block: a fixed block size, not one derived from the "
+                "window. Take keys start - window … stop + window - 1, or make the block at least as wide as the "
+                "window (e.g. max(window, 16)).", _neighbouring_blocks_only),
         Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_window_attention_unscaled)),
     ),
-    extra=_memory_grows_linearly,
-    what="Equal to dense attention with the window mask (T not a multiple of a block, window ≥ T, causal), and "
-         "memory grows like T·window: no (T, S) tensor.",
+    extra=_memory_follows_the_window,
+    what="Equal to dense attention with the window mask (T not a multiple of a block, several blocks, a window wider "
+         "than a block, window ≥ T, causal), and memory grows like T·window: no (T, S) tensor, at any length.",
     library=TORCH_MODULE_ATTENTION,  # attention on each block is allowed: the band and the blocks are the exercise
     memory_probe=_long_window_case,
     memory_advice="Compute each block of queries against only the keys within its window, so that memory grows like T·window.",

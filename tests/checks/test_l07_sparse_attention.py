@@ -127,6 +127,64 @@ def sliding_unscaled(query, key, value, window, is_causal=False):
     return (values @ weights.unsqueeze(-1)).squeeze(-1)
 
 
+def sliding_blocks(query, key, value, window, is_causal, block, before, after, local_positions=False):
+    """A learner's block loop, shared by the fixtures below: blocks of ``block`` queries, each against keys
+    start - before … stop + after - 1, masked by |i - j| <= window (and j <= i), i and j counted in the whole
+    sequence or, with ``local_positions``, from the block's start and the slice's."""
+    length, outputs = query.shape[-2], []
+    for start in range(0, length, block):
+        stop = min(start + block, length)
+        first, last = max(0, start - before), min(length, stop + after)
+        scores = query[..., start:stop, :] @ key[..., first:last, :].transpose(-2, -1) / math.sqrt(query.shape[-1])
+        if local_positions:
+            offsets = torch.arange(stop - start)[:, None] - torch.arange(last - first)[None, :]  # (C, K)
+        else:
+            offsets = torch.arange(start, stop)[:, None] - torch.arange(first, last)[None, :]  # (C, K): i - j
+        allowed = offsets.abs() <= window
+        if is_causal:
+            allowed = allowed & (offsets >= 0)
+        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)  # (..., C, K)
+        outputs.append(weights @ value[..., first:last, :])  # (..., C, Dv)
+    return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+
+
+def sliding_fixed_block_1024(query, key, value, window, is_causal=False):
+    """Blocks of 1024 queries whatever the window: right values, and 4x memory from T = 1024 to 4096, but at
+    T = 1024 one block holds every score."""
+    return sliding_blocks(query, key, value, window, is_causal, 1024, window, window)
+
+
+def sliding_slice_ends_at_block(query, key, value, window, is_causal=False):
+    """Keys start - window … stop - 1: right for a causal window, but the last queries of a block lose the keys ahead."""
+    return sliding_blocks(query, key, value, window, is_causal, max(window, 16), window, 0)
+
+
+def sliding_slice_starts_at_block(query, key, value, window, is_causal=False):
+    """Keys start … stop + window - 1: the first queries of a block lose the keys behind them."""
+    return sliding_blocks(query, key, value, window, is_causal, max(window, 16), 0, window)
+
+
+def sliding_mask_in_block_positions(query, key, value, window, is_causal=False):
+    """The mask compares r (in the block) with c (in the slice): off by window from the second block on."""
+    return sliding_blocks(query, key, value, window, is_causal, max(window, 16), window, window, local_positions=True)
+
+
+def sliding_neighbouring_blocks(query, key, value, window, is_causal=False):
+    """Longformer-style chunks of a fixed 16, each against its own and its two neighbouring chunks: too few keys
+    once the window is wider than 16."""
+    return sliding_blocks(query, key, value, window, is_causal, 16, 16, 16)
+
+
+def sliding_fixed_block_128(query, key, value, window, is_causal=False):
+    """A fixed block of 128 queries: at window 4 its tiles are 128 × 136, far below the T·S scores at T = 1024."""
+    return sliding_blocks(query, key, value, window, is_causal, 128, window, window)
+
+
+def sliding_blocks_of_twice_the_window(query, key, value, window, is_causal=False):
+    """Blocks of 2·window queries (Longformer's chunk size), at least 1."""
+    return sliding_blocks(query, key, value, window, is_causal, max(2 * window, 1), window, window)
+
+
 def window_loop(n, window):
     mask = torch.zeros(n, n, dtype=torch.bool)
     for i in range(n):
@@ -196,6 +254,11 @@ WRONG = [
     ("sliding_window_attention", sliding_blocks_unmasked, "outside its own window"),
     ("sliding_window_attention", sliding_causal_looks_ahead, "looks into the future"),
     ("sliding_window_attention", sliding_unscaled, "not scaled by 1/√D"),
+    ("sliding_window_attention", sliding_fixed_block_1024, "Derive the block size from the window"),
+    ("sliding_window_attention", sliding_slice_ends_at_block, "the key slice of a block is too short"),
+    ("sliding_window_attention", sliding_slice_starts_at_block, "the key slice of a block is too short"),
+    ("sliding_window_attention", sliding_mask_in_block_positions, "off by window there"),
+    ("sliding_window_attention", sliding_neighbouring_blocks, "neighbouring blocks only"),
 ]
 
 RIGHT = [
@@ -205,6 +268,8 @@ RIGHT = [
     ("strided_mask", strided_local_part_inclusive),
     ("sliding_window_attention", sliding_per_query),
     ("sliding_window_attention", sliding_masked_unfold),
+    ("sliding_window_attention", sliding_fixed_block_128),
+    ("sliding_window_attention", sliding_blocks_of_twice_the_window),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
