@@ -195,6 +195,138 @@ def _nan_in_fully_masked_rows(case, got, expected) -> bool:
             and like(_fully_masked_rows_give_nan)(case, got, expected))
 
 
+def _scaled_by(scale_of):
+    """The right attention with the scores scaled by ``scale_of(query, key, value)`` instead of 1/√D."""
+    from course_lib.attention import scaled_dot_product_attention
+
+    def attend(query, key, value, attn_mask=None, is_causal=False):
+        return scaled_dot_product_attention(query, key, value, attn_mask, is_causal,
+                                            scale=scale_of(query, key, value))
+
+    return attend
+
+
+def _times_root_d(query, key, value):
+    return query.shape[-1] ** 0.5  # × √D, where ÷ √D was meant
+
+
+def _over_root_keys(query, key, value):
+    return key.shape[-2] ** -0.5  # ÷ √S: the number of keys
+
+
+def _over_root_value_dim(query, key, value):
+    return value.shape[-1] ** -0.5  # ÷ √Dv: the values' size
+
+
+_multiplied_by_root_d = _scaled_by(_times_root_d)
+_divided_by_root_keys = _scaled_by(_over_root_keys)
+_divided_by_root_value_dim = _scaled_by(_over_root_value_dim)
+
+
+def _scores_as_weights(query, key, value, attn_mask=None, is_causal=False):
+    """The right output, returned with the scaled (and masked) scores, before the softmax, as the weights."""
+    import torch
+
+    output, _ = _attend(query, key, value, attn_mask, is_causal)
+    scores = _scaled_scores(query, key)  # (..., T, S)
+    if is_causal:
+        attn_mask = _lower_triangle(query, key)  # (T, S)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        scores = _hide_where_false(scores, attn_mask)  # (..., T, S)
+    elif attn_mask is not None:
+        scores = _add_mask(scores, attn_mask)  # (..., T, S)
+    return output, scores
+
+
+def _raw_scores_as_weights(query, key, value, attn_mask=None, is_causal=False):
+    """The right output, returned with query @ key^T (unscaled, unmasked) as the weights."""
+    output, _ = _attend(query, key, value, attn_mask, is_causal)
+    return output, query @ key.transpose(-2, -1)  # (..., T, Dv), (..., T, S)
+
+
+def _returned_the_scores(case, got, expected) -> bool:
+    return like(_scores_as_weights)(case, got, expected) or like(_raw_scores_as_weights)(case, got, expected)
+
+
+def _output_right_weights_wrong(case, got, expected) -> bool:
+    """Any other pair whose output is right and whose weights are not: the weights returned are not the ones used."""
+    from course_lib.checking import close
+
+    return close(expected[0], got[0]) and not close(expected[1], got[1])
+
+
+def _zero_where_false(scores, mask):
+    return scores * mask  # (..., T, S): hidden scores become 0, which e^0 = 1 still weighs
+
+
+def _scores_multiplied_by_bool_mask(query, key, value, attn_mask=None, is_causal=False):
+    """The boolean mask multiplied into the scores: a hidden score becomes 0, not -inf."""
+    return _attend(query, key, value, attn_mask, is_causal, hide=_zero_where_false)
+
+
+def _bool_mask_multiplied(case, got, expected) -> bool:
+    mask = case.kwargs.get("attn_mask")
+    return (mask is not None and mask.dtype == _torch_bool()
+            and like(_scores_multiplied_by_bool_mask)(case, got, expected))
+
+
+def _torch_bool():
+    import torch
+
+    return torch.bool
+
+
+def _hide_where_zero(scores, mask):
+    return scores.masked_fill(~mask.bool(), float("-inf"))  # (..., T, S): the float mask read as a boolean
+
+
+def _float_mask_read_as_bool(query, key, value, attn_mask=None, is_causal=False):
+    """The float mask read as a boolean one: 0 (no change) hides a key, -inf and 1.5 let it through."""
+    return _attend(query, key, value, attn_mask, is_causal, add=_hide_where_zero)
+
+
+def _hide_where_minus_inf(scores, mask):
+    return scores.masked_fill(mask == float("-inf"), float("-inf"))  # (..., T, S): the bias dropped
+
+
+def _float_mask_bias_dropped(query, key, value, attn_mask=None, is_causal=False):
+    """Only the float mask's -inf entries used: its other numbers (a bias such as 1.5) are dropped."""
+    return _attend(query, key, value, attn_mask, is_causal, add=_hide_where_minus_inf)
+
+
+def _strict_lower_triangle(query, key):
+    import torch
+
+    return torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).tril(-1)  # (T, S): j < i
+
+
+def _causal_without_diagonal(query, key, value, attn_mask=None, is_causal=False):
+    """The causal mask j < i: each query hides itself, and query 0 sees nothing."""
+    return _attend(query, key, value, attn_mask, is_causal, causal=_strict_lower_triangle)
+
+
+def _causal_without_diagonal_nan(query, key, value, attn_mask=None, is_causal=False):
+    """The same with torch.softmax: query 0's row, all -inf, is NaN."""
+    return _attend(query, key, value, attn_mask, is_causal, causal=_strict_lower_triangle, normalise=_plain_softmax)
+
+
+def _diagonal_hidden(case, got, expected) -> bool:
+    return bool(case.kwargs.get("is_causal")) and any(
+        like(simulator)(case, got, expected) for simulator in (_causal_without_diagonal, _causal_without_diagonal_nan))
+
+
+def _bottom_right_triangle(query, key):
+    import torch
+
+    num_queries, num_keys = query.shape[-2], key.shape[-2]
+    return torch.ones(num_queries, num_keys, dtype=torch.bool).tril(num_keys - num_queries)  # (T, S): j <= i + S - T
+
+
+def _causal_bottom_right(query, key, value, attn_mask=None, is_causal=False):
+    """The causal mask aligned at the bottom right (flash-attn >= 2.1, Hugging Face): the last query sees every key."""
+    return _attend(query, key, value, attn_mask, is_causal, causal=_bottom_right_triangle)
+
+
 _TORCH_ATTENTION_MISTAKES = (
     Mistake("the boolean mask's meaning is reversed: in torch's convention True = may attend; fill the scores "
             "with -inf where the mask is False: scores.masked_fill(~attn_mask, float('-inf')).",
@@ -206,20 +338,57 @@ _TORCH_ATTENTION_MISTAKES = (
     Mistake("a boolean attn_mask was added to the scores as numbers (True = 1, False = 0); a boolean mask "
             "says which keys may be attended: scores.masked_fill(~attn_mask, float('-inf')).",
             like(_bool_mask_added)),
-    Mistake("masked keys were filled with a large negative number: a query whose keys are all masked then "
-            "spreads its weight evenly instead of getting zeros. Use -inf and give such rows zero weights.",
+    Mistake("this is the large-negative mask convention (-1e9 in many tutorials, torch.finfo(dtype).min in "
+            "Hugging Face's models): a masked key still gets weight 0, but a query whose keys are all masked "
+            "spreads its weight evenly over them (its output is the mean of the values) instead of getting zeros. "
+            "This exercise uses -inf and zero rows, as torch >= 2.5's scaled_dot_product_attention does, because "
+            "a query with nothing to attend to should add nothing: fill with float('-inf') and give such rows "
+            "zero weights (or keep your fill and zero the rows whose mask has no True).",
             like(_masked_with_a_large_negative)),
     Mistake("is_causal=True is ignored: build the (T, S) lower-triangular mask (torch.ones(T, S).tril()) and "
             "use it.", _is_causal_ignored),
     Mistake("your causal mask lets queries see the future: query i may attend keys j <= i (lower triangle, "
             ".tril()), not j >= i.", like(_causal_upper_triangle)),
+    Mistake("your causal mask hides the diagonal: query i may attend keys j <= i, itself included "
+            "(torch.ones(T, S).tril(), not .tril(-1) or j < i); without it query 0 sees no key at all.",
+            _diagonal_hidden),
+    Mistake("this is the bottom-right causal convention (flash-attn >= 2.1, Hugging Face): query i sees keys "
+            "j <= i + S - T, so the last query sees every key, which a KV cache needs (lesson 10 uses it). This "
+            "exercise uses top-left, as torch's is_causal does (query i sees keys j <= i: torch.ones(T, S).tril()), "
+            "because your sdpa follows torch's F.scaled_dot_product_attention and is compared with it; "
+            "the two agree only when T = S.", like(_causal_bottom_right)),
     Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_unscaled)),
+    Mistake("you multiplied the scores by √D; divide by it: scores / math.sqrt(D), D = query.shape[-1] (a scale "
+            "of D ** -0.5).", like(_multiplied_by_root_d)),
+    Mistake("you scaled by the square root of the number of keys S = key.shape[-2]; the scale is 1/√D with D = "
+            "query.shape[-1], the length of the vectors in each dot product.", like(_divided_by_root_keys)),
+    Mistake("you scaled by the square root of the values' size Dv = value.shape[-1]; the scale is 1/√D with D = "
+            "query.shape[-1] (the dot products are of queries and keys, D long; Dv may differ).",
+            like(_divided_by_root_value_dim)),
+    Mistake("you returned the scores (before the softmax) as the weights: your output is right, so return the "
+            "softmax's result, the weights you multiplied by value.", _returned_the_scores),
+    Mistake("a boolean mask was multiplied into the scores (scores * attn_mask): a hidden score becomes 0, and "
+            "e^0 = 1 still gives that key weight. Hide it with -inf: scores.masked_fill(~attn_mask, "
+            "float('-inf')).", _bool_mask_multiplied),
+    Mistake("your float attn_mask was read as a boolean one (0 taken as 'hide'): a float mask is added to the "
+            "scores, 0 = no change, -inf = hidden, other numbers a bias: scores + attn_mask.",
+            like(_float_mask_read_as_bool)),
+    Mistake("your float attn_mask's -inf entries hide keys, but its other numbers (a bias such as 1.5) are "
+            "dropped: add the whole mask to the scores: scores + attn_mask.", like(_float_mask_bias_dropped)),
     Mistake("softmax over the wrong dimension: each query's weights (dim=-1) must sum to 1.",
             like(_softmax_over_queries)),
     Mistake("a query whose keys are all masked gives NaN. Like torch >= 2.5, such a row must get zero weights "
             "and a zero output: after the softmax, replace those rows by 0 (e.g. torch.where on "
             "attn_mask.any(-1)), or divide by a total that is never 0.", _nan_in_fully_masked_rows),
+    Mistake("your output is right, but the weights you return are not the softmax weights that produced it: "
+            "return the weights you multiplied by value, (..., T, S), each row summing to 1 (or 0 where all "
+            "keys are masked).", _output_right_weights_wrong),
 )
+
+
+def _batched_shapes_do_not_fit(case, error) -> bool:
+    """A torch error from tensors whose sizes do not fit, batched matmuls included: what key.T on 3-D gives."""
+    return torch_shape_error(case, error) or "dimensions of batch2 tensor" in str(error)
 
 
 check_sdpa = Check(
@@ -230,7 +399,7 @@ check_sdpa = Check(
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=_TORCH_ATTENTION_MISTAKES,
     error_hints=(
-        (torch_shape_error,
+        (_batched_shapes_do_not_fit,
          "Transpose only the last two dimensions of key: key.transpose(-2, -1) (key.T reverses all of them)."),
     ),
     what="Matches torch's conventions: boolean and additive masks, is_causal, batches and heads, float64, "
@@ -293,6 +462,15 @@ def _layer_mask_reversed(d_model, d_head, weights, x, mask):
     return _layer(_bool_mask_reversed, weights, x, mask)
 
 
+def _multiplied_by_a_layer_weight(case, error) -> bool:
+    """x @ layer.weight: torch's "(B·T x d_model and d_head x d_model)", the weight stored as (out, in)."""
+    import re
+
+    found = re.search(r"cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)", str(error))
+    d_model, d_head = case.args[0], case.args[1]
+    return bool(found) and tuple(int(n) for n in found.groups()[1:]) == (d_model, d_head, d_model)
+
+
 check_SelfAttention = Check(
     name="SelfAttention",
     points=2,
@@ -301,9 +479,12 @@ check_SelfAttention = Check(
     call=calling.call_self_attention,
     outputs=(Output("output", kind="torch"),),
     error_hints=(
-        (lambda case, error: "cannot be multiplied" in str(error),
+        (_multiplied_by_a_layer_weight,
          "Call the layers, self.query(x), rather than multiplying by their weights: nn.Linear stores its weight "
          "as (out, in), so x @ weight would need a .T."),
+        (_batched_shapes_do_not_fit,
+         "On the 3-D keys (B, T, d_head), keys.T reverses all three axes, to (d_head, T, B), so the batch axis "
+         "ends up where the features were. Transpose only the last two: keys.transpose(-2, -1) (or keys.mT)."),
     ),
     mistakes=(
         Mistake("you scaled by √d_model; the scores are dot products of d_head-sized vectors, so scale by "

@@ -145,6 +145,110 @@ def sdpa_detached(query, key, value, attn_mask=None, is_causal=False):
     return output.detach(), weights.detach()
 
 
+def sdpa_finfo_min_additive(query, key, value, attn_mask=None, is_causal=False):
+    scores = scaled_scores(query, key)
+    if is_causal:
+        attn_mask = causal(query, key)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:  # Hugging Face's way: an additive mask
+        attn_mask = (~attn_mask).to(scores.dtype) * torch.finfo(scores.dtype).min
+    if attn_mask is not None:
+        scores = scores + attn_mask
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ value, weights
+
+
+def sdpa_times_root_d(query, key, value, attn_mask=None, is_causal=False):
+    scores = query @ key.transpose(-2, -1) * math.sqrt(query.shape[-1])  # × where ÷ was meant
+    weights = zero_safe_softmax(with_the_masks(scores, attn_mask, is_causal))
+    return weights @ value, weights
+
+
+def sdpa_over_root_keys(query, key, value, attn_mask=None, is_causal=False):
+    scores = query @ key.transpose(-2, -1) / math.sqrt(key.shape[-2])  # S, the number of keys
+    weights = zero_safe_softmax(with_the_masks(scores, attn_mask, is_causal))
+    return weights @ value, weights
+
+
+def sdpa_over_root_value_dim(query, key, value, attn_mask=None, is_causal=False):
+    scores = query @ key.transpose(-2, -1) / value.shape[-1] ** 0.5  # Dv, the values' size
+    weights = zero_safe_softmax(with_the_masks(scores, attn_mask, is_causal))
+    return weights @ value, weights
+
+
+def sdpa_returns_scores(query, key, value, attn_mask=None, is_causal=False):
+    scores = masked_scores(query, key, attn_mask, is_causal)
+    weights = zero_safe_softmax(scores)
+    return weights @ value, scores  # the scores where the weights were meant
+
+
+def sdpa_returns_unnormalised_exps(query, key, value, attn_mask=None, is_causal=False):
+    scores = masked_scores(query, key, attn_mask, is_causal)
+    exps = torch.exp(scores - scores.amax(dim=-1, keepdim=True).clamp_min(-1e30))
+    weights = exps / exps.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+    return weights @ value, exps  # the numerators, not the weights
+
+
+def sdpa_scores_times_mask(query, key, value, attn_mask=None, is_causal=False):
+    scores = scaled_scores(query, key)
+    if is_causal:
+        attn_mask = causal(query, key)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        scores = scores * attn_mask  # "zero the hidden scores"
+    elif attn_mask is not None:
+        scores = scores + attn_mask
+    weights = zero_safe_softmax(scores)
+    return weights @ value, weights
+
+
+def sdpa_float_mask_as_bool(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        attn_mask = causal(query, key)
+    scores = scaled_scores(query, key)
+    if attn_mask is not None:
+        scores = scores.masked_fill(attn_mask == 0, float("-inf"))  # every mask read as "0 = hidden"
+    weights = zero_safe_softmax(scores)
+    return weights @ value, weights
+
+
+def sdpa_float_mask_bias_dropped(query, key, value, attn_mask=None, is_causal=False):
+    if attn_mask is not None and attn_mask.dtype != torch.bool:
+        attn_mask = attn_mask != float("-inf")  # True where the key may be attended; the 1.5 is lost
+    weights = zero_safe_softmax(masked_scores(query, key, attn_mask, is_causal))
+    return weights @ value, weights
+
+
+def sdpa_causal_without_diagonal(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        rows = torch.arange(query.shape[-2])[:, None]  # (T, 1)
+        columns = torch.arange(key.shape[-2])[None, :]  # (1, S)
+        attn_mask = columns < rows  # j < i: the diagonal left out
+    weights = zero_safe_softmax(masked_scores(query, key, attn_mask))
+    return weights @ value, weights
+
+
+def sdpa_causal_without_diagonal_nan(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        attn_mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).tril(diagonal=-1)
+    weights = torch.softmax(masked_scores(query, key, attn_mask), dim=-1)  # query 0: a row of -inf, NaN
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        weights = torch.where(attn_mask.any(-1, keepdim=True), weights, torch.zeros_like(weights))
+    return weights @ value, weights
+
+
+def sdpa_causal_bottom_right(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        num_queries, num_keys = query.shape[-2], key.shape[-2]
+        attn_mask = torch.ones(num_queries, num_keys, dtype=torch.bool).tril(diagonal=num_keys - num_queries)
+    weights = zero_safe_softmax(masked_scores(query, key, attn_mask))
+    return weights @ value, weights
+
+
+def sdpa_key_T(query, key, value, attn_mask=None, is_causal=False):
+    scores = query @ key.T / math.sqrt(query.shape[-1])  # .T reverses every axis of a 3-D key
+    weights = zero_safe_softmax(with_the_masks(scores, attn_mask, is_causal))
+    return weights @ value, weights
+
+
 # sdpa: right -------------------------------------------------------------------------------------------------
 
 def sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
@@ -156,6 +260,23 @@ def sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
         scores = scores + bias
     weights = torch.softmax(scores, dim=-1)
     weights = torch.where(torch.isnan(weights), torch.zeros_like(weights), weights)
+    return weights @ value, weights
+
+
+def sdpa_large_negative_with_zero_rows(query, key, value, attn_mask=None, is_causal=False):
+    """-1e9 for hidden keys, and the rows with no key left set to zero: right (only the fill differs)."""
+    scores = scaled_scores(query, key)  # (..., T, S)
+    if is_causal:
+        attn_mask = causal(query, key)
+    allowed = None
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        allowed = attn_mask.any(dim=-1, keepdim=True)  # (..., T, 1)
+        scores = scores.masked_fill(~attn_mask, -1e9)
+    elif attn_mask is not None:
+        scores = scores + attn_mask
+    weights = zero_safe_softmax(scores)  # (..., T, S)
+    if allowed is not None:
+        weights = weights * allowed  # a query with no key allowed gets zeros
     return weights @ value, weights
 
 
@@ -213,6 +334,22 @@ class SelfAttentionWrongNames(nn.Module):
     def __init__(self, d_model, d_head):
         super().__init__()
         self.W_q, self.W_k, self.W_v = (nn.Linear(d_model, d_head, bias=False) for _ in range(3))
+
+
+class SelfAttentionKeysT(Projections):
+    def forward(self, x, attn_mask=None):
+        queries, keys, values = self.query(x), self.key(x), self.value(x)  # (B, T, d_head) each
+        scores = queries @ keys.T / math.sqrt(queries.shape[-1])  # keys.T is (d_head, T, B)
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        return zero_safe_softmax(scores) @ values
+
+
+class SelfAttentionTimesWeights(Projections):
+    def forward(self, x, attn_mask=None):
+        queries = x @ self.query.weight  # the weight is (d_head, d_model): this needs .T
+        keys, values = x @ self.key.weight, x @ self.value.weight
+        return sdpa_with_where(queries, keys, values, attn_mask)[0]
 
 
 # SelfAttention: right ----------------------------------------------------------------------------------------
@@ -276,7 +413,20 @@ WRONG = [
     ("sdpa", sdpa_float_mask_multiplied_total_never_zero, "added to the scores (it holds 0 or -inf, or a bias)"),
     ("sdpa", sdpa_mask_after_softmax, "after the softmax"),
     ("sdpa", sdpa_every_mask_added, "added to the scores as numbers"),
-    ("sdpa", sdpa_large_negative, "large negative number"),
+    ("sdpa", sdpa_large_negative, "this is the large-negative mask convention"),
+    ("sdpa", sdpa_finfo_min_additive, "this is the large-negative mask convention"),
+    ("sdpa", sdpa_times_root_d, "you multiplied the scores by √D"),
+    ("sdpa", sdpa_over_root_keys, "number of keys S"),
+    ("sdpa", sdpa_over_root_value_dim, "values' size Dv"),
+    ("sdpa", sdpa_returns_scores, "you returned the scores (before the softmax) as the weights"),
+    ("sdpa", sdpa_returns_unnormalised_exps, "the weights you return are not the softmax weights"),
+    ("sdpa", sdpa_scores_times_mask, "multiplied into the scores (scores * attn_mask)"),
+    ("sdpa", sdpa_float_mask_as_bool, "read as a boolean one"),
+    ("sdpa", sdpa_float_mask_bias_dropped, "a bias such as 1.5) are dropped"),
+    ("sdpa", sdpa_causal_without_diagonal, "hides the diagonal"),
+    ("sdpa", sdpa_causal_without_diagonal_nan, "hides the diagonal"),
+    ("sdpa", sdpa_causal_bottom_right, "this is the bottom-right causal convention (flash-attn >= 2.1, Hugging Face)"),
+    ("sdpa", sdpa_key_T, "key.T reverses all of them"),
     ("sdpa", sdpa_causal_ignored, "is_causal=True is ignored"),
     ("sdpa", sdpa_causal_upper_triangle, "see the future"),
     ("sdpa", sdpa_unscaled, "not scaled"),
@@ -290,10 +440,13 @@ WRONG = [
     ("SelfAttention", SelfAttentionMaskReversed, "meaning is reversed"),
     ("SelfAttention", SelfAttentionWithBias, "has a bias"),
     ("SelfAttention", SelfAttentionWrongNames, "should be an nn.Linear"),
+    ("SelfAttention", SelfAttentionKeysT, "keys.T reverses all three axes"),
+    ("SelfAttention", SelfAttentionTimesWeights, "Call the layers"),
 ]
 
 RIGHT = [
     ("sdpa", sdpa_with_where),
+    ("sdpa", sdpa_large_negative_with_zero_rows),
     ("SelfAttention", SelfAttentionEinsum),
     ("SelfAttention", SelfAttentionThroughTheSdpa),
 ]
