@@ -87,6 +87,14 @@ def _underflowed(case, got, expected) -> bool:
     return bool((_bad_rows(case, got) & (_logit_rows(case).max(-1) < -100)).any())
 
 
+def _finite_but_wrong_on_large_logits(case, got, expected) -> bool:
+    """Finite weights that sum to 1 but are wrong, only where the logits are large: the logits were changed
+    (np.clip, np.minimum, a rescale) instead of shifted by one number per row."""
+    if np.shape(got) != np.shape(expected) or np.abs(np.asarray(case.args[0])).max() <= 100:
+        return False
+    return not _bad_rows(case, got).any()
+
+
 def _softmax_over_the_last_axis(x, axis=-1):
     """A softmax that ignores its `axis` argument: always along the last axis."""
     return ref.softmax(x, axis=-1)
@@ -154,6 +162,10 @@ check_softmax = Check(
                 "(anything below about -745 is), so the whole row is 0 and 0/0 = NaN. Subtract the row's maximum "
                 f"first ({_ROW_MAXIMUM}): then the largest exponent is exp(0) = 1 and the sum is at least 1.",
                 _underflowed),
+        Mistake("your weights are finite and sum to 1, but they are wrong on large logits: clipping (np.clip, "
+                "np.minimum) or rescaling the logits changes the gaps between them, and softmax depends on those "
+                f"gaps. Only a shift by the same number for a whole row is free: {_ROW_MAXIMUM}.",
+                _finite_but_wrong_on_large_logits),
         Mistake("you ignore the `axis` argument: with axis=0 each column must sum to 1. Pass axis=axis to np.max "
                 "and np.sum.", _axis_ignored),
         Mistake("softmax over the wrong axis: with axis=-1 each row (the last axis) must sum to 1, but your "

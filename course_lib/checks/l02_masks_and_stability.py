@@ -171,9 +171,16 @@ def _mask_given_a_query_axis(queries, keys, values, mask):
     return weights @ values, weights
 
 
-def _masked_with_a_large_negative(queries, keys, values, mask):
-    """-1e9 instead of -inf: a fully masked row spreads its weight evenly instead of getting zeros."""
+def _masked_by_filling_a_large_negative(queries, keys, values, mask):
+    """masked_fill with -1e9 or finfo.min: a fully masked row has equal scores, so its softmax is uniform."""
     weights = ref.softmax(np.where(mask, ref.attention_scores(queries, keys), -1e9))  # (..., T, S)
+    return weights @ values, weights
+
+
+def _masked_by_adding_a_large_negative(queries, keys, values, mask):
+    """scores + (1 - mask) * -10000 (BERT): a fully masked row is shifted as a whole, so it keeps its unmasked
+    softmax."""
+    weights = ref.softmax(ref.attention_scores(queries, keys) + (1 - mask) * -10000.0)  # (..., T, S)
     return weights @ values, weights
 
 
@@ -202,9 +209,19 @@ def _nan_in_fully_masked_rows(case, got, expected) -> bool:
     return _has_fully_masked_row(case) and like(_fully_masked_rows_give_nan)(case, got, expected)
 
 
-def _uniform_in_fully_masked_rows(case, got, expected) -> bool:
-    """A case with a fully masked row, answered with uniform weights there."""
-    return _has_fully_masked_row(case) and like(_masked_with_a_large_negative)(case, got, expected)
+def _large_negative_convention(case, got, expected) -> bool:
+    """Right on every query that has a key; a fully masked query answered as a large finite negative number
+    answers it: uniform weights (filled) or its unmasked softmax (added)."""
+    if not _has_fully_masked_row(case) or not _same_where_a_key_is_allowed(case, got, expected):
+        return False
+    rows = ~_rows_with_a_key(case)  # (..., T): the fully masked queries
+    with np.errstate(all="ignore"):
+        answers = (_masked_by_filling_a_large_negative(*case.args), _masked_by_adding_a_large_negative(*case.args))
+    try:
+        return any(all(close(np.asarray(g)[rows], np.asarray(a)[rows], rtol=1e-3, atol=1e-4) for g, a in zip(got, answer))
+                   for answer in answers)
+    except (IndexError, TypeError, ValueError):
+        return False
 
 
 def _nan_everywhere(case, got, expected) -> bool:
@@ -244,10 +261,15 @@ check_masked_attention = Check(
                 "softmax and renormalised, and its kept weights sum to 0, so 0/0 = NaN. The course follows torch "
                 ">= 2.5: such a row gets zero weights and a zero output. Detect rows with no True in the mask "
                 "(mask.any(axis=-1)) and set them to 0.", _nan_in_fully_masked_rows),
-        Mistake("a query whose keys are all masked gets uniform weights: with a large negative number (or -inf "
-                "after a max shift) instead of a special case, nothing-to-attend-to becomes 'attend to every "
-                "key equally'. The course follows torch >= 2.5: such a row gets zero weights and a zero output.",
-                _uniform_in_fully_masked_rows),
+        Mistake("every query with a key to attend to is right, but a query whose keys are all masked gets uniform "
+                "weights (or the weights it would have unmasked), and its output is an average of the values: this "
+                "is the additive large-negative mask convention: a finite number such as -1e9 (The Annotated "
+                "Transformer), -10000 (the original BERT) or np.finfo(dtype).min (Hugging Face transformers) "
+                "filled into or added to the hidden scores, so a fully masked row is a row of equal scores and its "
+                "softmax is uniform. This exercise uses -inf with zero weights and a zero output for such a row, "
+                "as its text says and as torch's F.scaled_dot_product_attention does since 2.5, because a query "
+                "with nothing to attend to should add nothing, not an average of padding. Keep your masking and "
+                "set the rows where mask.any(axis=-1) is False to 0.", _large_negative_convention),
         Mistake("NaN everywhere: multiplying the mask by -inf gives 0 * -inf = NaN at the allowed positions. Use "
                 "np.where(mask, scores, -np.inf) instead of arithmetic with -inf.", _nan_everywhere),
         *ATTENTION_MISTAKES,

@@ -73,6 +73,11 @@ def softmax_shift_only_when_large(x, axis=-1):
     return exps / exps.sum(axis=axis, keepdims=True)
 
 
+def softmax_clipped(x, axis=-1):
+    exps = np.exp(np.clip(x, -700, 700))  # "np.exp overflows above 709, so clip"
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
 def softmax_max_along_last_axis(x, axis=-1):
     exps = np.exp(x - x.max(axis=-1, keepdims=True))  # the max forgot the axis argument, the sum did not
     return exps / exps.sum(axis=axis, keepdims=True)
@@ -251,6 +256,7 @@ WRONG = [
     ("softmax", softmax_minus_global_max, "maximum of the whole array"),
     ("softmax", softmax_minus_mean, "overflow: an exponent far above 0"),
     ("softmax", softmax_shift_only_when_large, "underflow: every logit of that row is far below 0"),
+    ("softmax", softmax_clipped, "clipping (np.clip"),
     ("softmax", softmax_max_along_last_axis, "maximum along the last axis but the sum along `axis`"),
     ("attention_scores", scores_unscaled, "not scaled"),
     ("attention_scores", scores_by_d, "divide by √D"),

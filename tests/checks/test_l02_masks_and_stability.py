@@ -102,6 +102,18 @@ def masked_large_negative(q, k, v, mask):
     return weights @ v, weights
 
 
+def masked_fill_finfo_min(queries, keys, values, mask):
+    scores = np.where(mask, attention_scores(queries, keys), np.finfo(np.float64).min)  # Hugging Face's fill
+    weights = given_softmax(scores)
+    return weights @ values, weights
+
+
+def masked_bert_additive(queries, keys, values, mask):
+    scores = attention_scores(queries, keys) + (1.0 - mask) * -10000.0  # the original BERT's adder
+    weights = given_softmax(scores)
+    return weights @ values, weights
+
+
 def masked_unscaled(queries, keys, values, mask):
     scores = np.where(mask, queries @ np.swapaxes(keys, -1, -2), -np.inf)  # no / sqrt(D)
     allowed = np.any(mask, axis=-1, keepdims=True)
@@ -229,6 +241,12 @@ def masked_where_after_the_softmax(queries, keys, values, mask):
     return weights @ values, weights
 
 
+def masked_finfo_min_then_zeroed(queries, keys, values, mask):
+    scores = np.where(mask, attention_scores(queries, keys), np.finfo(np.float64).min)
+    weights = given_softmax(scores) * np.any(mask, axis=-1, keepdims=True)  # fully masked rows -> 0
+    return weights @ values, weights
+
+
 def masked_large_negative_then_zeroed(queries, keys, values, mask):
     weights = given_softmax(np.where(mask, attention_scores(queries, keys), -1e9)) * mask  # uniform rows -> 0
     return weights @ values, weights
@@ -247,7 +265,9 @@ WRONG = [
     ("masked_attention", masked_reversed_nan_rows, "meaning is reversed"),
     ("masked_attention", masked_nan_rows, "gives NaN"),
     ("masked_attention", masked_times_inf, "0 * -inf"),
-    ("masked_attention", masked_large_negative, "uniform weights"),
+    ("masked_attention", masked_large_negative, "this is the additive large-negative mask convention"),
+    ("masked_attention", masked_fill_finfo_min, "this is the additive large-negative mask convention"),
+    ("masked_attention", masked_bert_additive, "this is the additive large-negative mask convention"),
     ("masked_attention", masked_unscaled, "not scaled by 1/√D"),
     ("masked_attention", masked_softmax_over_queries, "softmax over the wrong axis"),
     ("masked_attention", masked_without_softmax, "softmax is missing"),
@@ -273,6 +293,7 @@ RIGHT = [
     ("masked_attention", masked_with_a_total_never_zero),
     ("masked_attention", masked_where_after_the_softmax),
     ("masked_attention", masked_large_negative_then_zeroed),
+    ("masked_attention", masked_finfo_min_then_zeroed),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
