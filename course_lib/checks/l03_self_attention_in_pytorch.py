@@ -471,6 +471,22 @@ def _multiplied_by_a_layer_weight(case, error) -> bool:
     return bool(found) and tuple(int(n) for n in found.groups()[1:]) == (d_model, d_head, d_model)
 
 
+def _layer_queries_and_keys_swapped(d_model, d_head, weights, x, mask):
+    """SelfAttention whose scores are keys @ queries^T: the query and key projections' roles swapped."""
+    swapped = {**weights, "query": weights["key"], "key": weights["query"]}
+    return _layer(_attend, swapped, x, mask)
+
+
+def _layer_keys_from_query(d_model, d_head, weights, x, mask):
+    """SelfAttention whose keys come from self.query (a copy-paste slip): scores are queries @ queries^T."""
+    return _layer(_attend, {**weights, "key": weights["query"]}, x, mask)
+
+
+def _layer_values_from_key(d_model, d_head, weights, x, mask):
+    """SelfAttention whose values come from self.key."""
+    return _layer(_attend, {**weights, "value": weights["key"]}, x, mask)
+
+
 check_SelfAttention = Check(
     name="SelfAttention",
     points=2,
@@ -492,6 +508,12 @@ check_SelfAttention = Check(
         Mistake("the scores are not scaled by 1/√d_head.", like(_layer_unscaled)),
         Mistake("softmax over the wrong dimension: each query's weights (dim=-1) must sum to 1.",
                 like(_layer_softmax_over_queries)),
+        Mistake("your scores are keys @ queries^T: the query and key projections swapped roles, so each weight "
+                "row belongs to a key. scores[i, j] is query i · key j: self.query(x) @ self.key(x).transpose(-2, "
+                "-1).", like(_layer_queries_and_keys_swapped)),
+        Mistake("your keys come from self.query (a copy-paste slip?): keys = self.key(x).",
+                like(_layer_keys_from_query)),
+        Mistake("your values come from self.key: values = self.value(x).", like(_layer_values_from_key)),
         Mistake("attn_mask is ignored: pass it on to your attention function.", _mask_ignored_on_a_masked_case),
         Mistake("the mask's meaning is reversed: True = may attend.", like(_layer_mask_reversed)),
     ),

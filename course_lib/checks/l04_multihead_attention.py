@@ -36,6 +36,18 @@ def _viewed_without_transpose(x, num_heads):
     return x.view(batch, length, num_heads, embed_dim // num_heads)  # (B, T, H, D)
 
 
+def _heads_interleaved(x, num_heads):
+    """x.view(B, T, D, H): head h gets features h, h + H, h + 2H ... instead of one contiguous slice."""
+    batch, length, embed_dim = x.shape
+    return x.view(batch, length, embed_dim // num_heads, num_heads).permute(0, 3, 1, 2)  # (B, H, T, D), interleaved
+
+
+def _heads_and_head_dim_swapped(x, num_heads):
+    """num_heads and head_dim swapped: (B, D, T, H) where (B, H, T, D) was meant."""
+    batch, length, embed_dim = x.shape
+    return x.view(batch, length, embed_dim // num_heads, num_heads).transpose(1, 2)  # (B, D, T, H)
+
+
 check_split_heads = Check(
     name="split_heads",
     points=1,
@@ -48,6 +60,11 @@ check_split_heads = Check(
                 like(_reshaped_straight_to_heads)),
         Mistake("the heads axis must come second: (B, H, T, D). After .view(B, T, H, D), add .transpose(1, 2).",
                 like(_viewed_without_transpose)),
+        Mistake("your heads are interleaved: viewing as (B, T, D, H) gives head h the features h, h + H, h + 2H, "
+                "...; each head owns one contiguous slice of D features: .view(B, T, H, D).transpose(1, 2).",
+                like(_heads_interleaved)),
+        Mistake("num_heads and head_dim are swapped: the result is (B, H, T, D) with H = num_heads and D = "
+                "embed_dim // num_heads: .view(B, T, H, D).transpose(1, 2).", like(_heads_and_head_dim_swapped)),
     ),
     what="(B, T, E) -> (B, H, T, E/H), head h holding features h*D ... (h+1)*D - 1 of every position.",
 )
@@ -70,6 +87,12 @@ def _reshaped_without_transpose(x):
     return x.reshape(batch, length, num_heads * head_dim)  # (B, T, H*D), positions and heads mixed
 
 
+def _merged_interleaved(x):
+    """(B, H, T, D) permuted to (B, T, D, H) before the reshape: the heads' features interleaved."""
+    batch, num_heads, length, head_dim = x.shape
+    return x.permute(0, 2, 3, 1).reshape(batch, length, num_heads * head_dim)  # (B, T, D*H), interleaved
+
+
 def _view_of_non_contiguous(case, error) -> bool:
     """torch's complaint about .view on a tensor that a transpose left non-contiguous."""
     return "view size is not compatible" in str(error)
@@ -85,6 +108,10 @@ check_merge_heads = Check(
         Mistake("you reshaped (B, H, T, D) straight to (B, T, H*D): positions and heads get mixed up. "
                 "Transpose to (B, T, H, D) first: x.transpose(1, 2).reshape(B, T, H * D).",
                 like(_reshaped_without_transpose)),
+        Mistake("the heads' features are interleaved: permuting to (B, T, D, H) (transpose(1, 3), or permute(0, "
+                "2, 3, 1)) puts feature d of every head side by side. Keep each head's D features together, head "
+                "after head: x.transpose(1, 2) to (B, T, H, D), then .reshape(B, T, H * D).",
+                like(_merged_interleaved)),
     ),
     error_hints=(
         (_view_of_non_contiguous,
@@ -259,6 +286,12 @@ def _padding_lined_up_with_heads(*args, **kwargs):
     return _multihead(*args, **kwargs, mask=_padding_on_the_heads_axis)
 
 
+def _weights_averaged_over_heads(*args, **kwargs):
+    """The output, with the weights averaged over the heads (B, T, S), as nn.MultiheadAttention returns them."""
+    output, weights = _multihead(*args, **kwargs)
+    return output, weights.mean(dim=1)  # (B, T, E), (B, T, S)
+
+
 def _bias_false_case(case, got, expected) -> bool:
     """The case built with bias=False, answered differently: every earlier case (with biases) was right."""
     return case.kwargs.get("bias") is False
@@ -321,6 +354,10 @@ check_MultiHeadAttention = Check(
         Mistake(_NUMBERS_RIGHT + "MultiHeadAttention(10, 3) raised another kind of exception, not a ValueError "
                 "(an assert raises AssertionError, and python -O skips it); " + _WHERE_TO_RAISE,
                 _contract_outcome(MHA_CONTRACT_OUTCOMES.index("another kind of exception"))),
+        Mistake("this is torch's nn.MultiheadAttention convention: its average_attn_weights=True (the default) "
+                "returns the weights averaged over the heads, (B, T, S). This exercise returns every head's "
+                "weights, (B, H, T, S), because the lesson looks at what each head does: return them as they "
+                "come from the attention, without .mean(1).", like(_weights_averaged_over_heads)),
         Mistake("the output projection is missing: after merging the heads, apply self.output.",
                 like(_without_output_projection)),
         Mistake("you scaled the scores by 1/√embed_dim; each head's dot products have head_dim = embed_dim / "

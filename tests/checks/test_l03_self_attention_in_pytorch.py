@@ -352,6 +352,25 @@ class SelfAttentionTimesWeights(Projections):
         return sdpa_with_where(queries, keys, values, attn_mask)[0]
 
 
+class SelfAttentionQueriesAndKeysSwapped(Projections):
+    def forward(self, x, attn_mask=None):
+        queries, keys, values = self.query(x), self.key(x), self.value(x)
+        scores = keys @ queries.transpose(-2, -1) / math.sqrt(queries.shape[-1])  # (B, S, T) read as (B, T, S)
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        return zero_safe_softmax(scores) @ values
+
+
+class SelfAttentionKeysFromQuery(Projections):
+    def forward(self, x, attn_mask=None):
+        return sdpa_with_where(self.query(x), self.query(x), self.value(x), attn_mask)[0]  # self.key unused
+
+
+class SelfAttentionValuesFromKey(Projections):
+    def forward(self, x, attn_mask=None):
+        return sdpa_with_where(self.query(x), self.key(x), self.key(x), attn_mask)[0]  # self.value unused
+
+
 # SelfAttention: right ----------------------------------------------------------------------------------------
 
 class SelfAttentionEinsum(Projections):
@@ -441,6 +460,9 @@ WRONG = [
     ("SelfAttention", SelfAttentionWithBias, "has a bias"),
     ("SelfAttention", SelfAttentionWrongNames, "should be an nn.Linear"),
     ("SelfAttention", SelfAttentionKeysT, "keys.T reverses all three axes"),
+    ("SelfAttention", SelfAttentionQueriesAndKeysSwapped, "your scores are keys @ queries^T"),
+    ("SelfAttention", SelfAttentionKeysFromQuery, "your keys come from self.query"),
+    ("SelfAttention", SelfAttentionValuesFromKey, "your values come from self.key"),
     ("SelfAttention", SelfAttentionTimesWeights, "Call the layers"),
 ]
 

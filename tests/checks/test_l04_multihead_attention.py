@@ -32,6 +32,22 @@ def merge_by_view(x):
     return x.transpose(1, 2).view(x.shape[0], x.shape[2], -1)
 
 
+def split_interleaved(x, num_heads):
+    batch, length, embed_dim = x.shape
+    return x.view(batch, length, -1, num_heads).permute(0, 3, 1, 2)  # (B, H, T, D), features h, h + H, ...
+
+
+def split_with_sizes_swapped(x, num_heads):
+    batch, length, embed_dim = x.shape
+    head_dim = embed_dim // num_heads
+    return x.view(batch, length, head_dim, num_heads).transpose(1, 2)  # (B, D, T, H)
+
+
+def merge_by_permute(x):
+    batch, num_heads, length, head_dim = x.shape
+    return x.permute(0, 2, 3, 1).reshape(batch, length, -1)  # (B, T, D, H) flattened: features interleaved
+
+
 # split_heads and merge_heads: right -------------------------------------------------------------------------
 
 def split_with_einops_style(x, num_heads):
@@ -245,6 +261,12 @@ class MultiHeadWithoutBiasArgument(ExerciseForward):
         super().__init__(embed_dim, num_heads)
 
 
+class MultiHeadAveragedWeights(ExerciseForward):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        output, weights = super().forward(query, key, value, attn_mask, key_padding_mask)
+        return output, weights.mean(dim=1)  # (B, T, S), as torch's module returns by default
+
+
 class MultiHeadWrongNames(nn.Module):
     """The projections named after the paper's matrices (W_q, ...), so the check cannot load weights into them."""
 
@@ -319,6 +341,10 @@ WRONG = [
     ("split_heads", split_without_transpose, "heads axis must come second"),
     ("merge_heads", merge_by_reshape, "Transpose to (B, T, H, D) first"),
     ("merge_heads", merge_by_view, "not contiguous"),
+    ("split_heads", split_interleaved, "your heads are interleaved"),
+    ("split_heads", split_with_sizes_swapped, "num_heads and head_dim are swapped"),
+    ("merge_heads", merge_by_permute, "the heads' features are interleaved"),
+    ("MultiHeadAttention", MultiHeadAveragedWeights, "this is torch's nn.MultiheadAttention convention"),
     ("MultiHeadAttention", MultiHeadNoOutput, "output projection is missing"),
     ("MultiHeadAttention", MultiHeadScaledByEmbedDim, "1/√head_dim"),
     ("MultiHeadAttention", MultiHeadSplitByReshape, "your heads mix positions"),
