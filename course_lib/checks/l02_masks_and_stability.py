@@ -265,8 +265,8 @@ check_masked_attention = Check(
                 "weights (or the weights it would have unmasked), and its output is an average of the values: this "
                 "is the additive large-negative mask convention: a finite number such as -1e9 (The Annotated "
                 "Transformer), -10000 (the original BERT) or np.finfo(dtype).min (Hugging Face transformers) "
-                "filled into or added to the hidden scores, so a fully masked row is a row of equal scores and its "
-                "softmax is uniform. This exercise uses -inf with zero weights and a zero output for such a row, "
+                "filled into or added to the hidden scores, so a fully masked row is a row of equal scores (uniform "
+                "weights) or one shifted as a whole (its unmasked weights). This exercise uses -inf with zero weights and a zero output for such a row, "
                 "as its text says and as torch's F.scaled_dot_product_attention does since 2.5, because a query "
                 "with nothing to attend to should add nothing, not an average of padding. Keep your masking and "
                 "set the rows where mask.any(axis=-1) is False to 0.", _large_negative_convention),

@@ -108,6 +108,12 @@ def masked_fill_finfo_min(queries, keys, values, mask):
     return weights @ values, weights
 
 
+def masked_hugging_face_additive(queries, keys, values, mask):
+    scores = attention_scores(queries, keys) + (1.0 - mask) * np.finfo(np.float64).min  # added, not filled
+    weights = given_softmax(scores)
+    return weights @ values, weights
+
+
 def masked_bert_additive(queries, keys, values, mask):
     scores = attention_scores(queries, keys) + (1.0 - mask) * -10000.0  # the original BERT's adder
     weights = given_softmax(scores)
@@ -268,6 +274,7 @@ WRONG = [
     ("masked_attention", masked_large_negative, "this is the additive large-negative mask convention"),
     ("masked_attention", masked_fill_finfo_min, "this is the additive large-negative mask convention"),
     ("masked_attention", masked_bert_additive, "this is the additive large-negative mask convention"),
+    ("masked_attention", masked_hugging_face_additive, "this is the additive large-negative mask convention"),
     ("masked_attention", masked_unscaled, "not scaled by 1/√D"),
     ("masked_attention", masked_softmax_over_queries, "softmax over the wrong axis"),
     ("masked_attention", masked_without_softmax, "softmax is missing"),
