@@ -232,3 +232,28 @@ def loss_by_half(model: AttentionOnlyTransformer, tokens: torch.Tensor) -> dict[
     logits, targets, half = _next_token_predictions(model, tokens)
     losses = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T-1)
     return {"first": float(losses[:, :half].mean()), "second": float(losses[:, half:].mean())}
+
+
+def accuracy_without_heads(model: AttentionOnlyTransformer, tokens: torch.Tensor,
+                           heads: list[tuple[int, int]]) -> dict[str, float]:
+    """:func:`accuracy_by_half` with some heads removed: each (layer, head) in ``heads`` is silenced.
+
+    A head is removed by zeroing its D columns of its layer's output projection, so what it computes never
+    reaches the residual stream (an ablation). The model is restored afterwards, whatever happens.
+    """
+    for layer, head in heads:
+        if not (0 <= layer < len(model.layers) and 0 <= head < model.layers[layer].num_heads):
+            raise ValueError(f"no head {head} in layer {layer}: the model has {len(model.layers)} layers of "
+                             f"{model.layers[0].num_heads} heads")
+    saved = [attention.output.weight.detach().clone() for attention in model.layers]  # L x (E, E)
+    try:
+        with torch.no_grad():
+            for layer, head in heads:
+                attention = model.layers[layer]
+                columns = slice(head * attention.head_dim, (head + 1) * attention.head_dim)
+                attention.output.weight[:, columns] = 0.0  # (E, D): this head's share of the merged heads
+        return accuracy_by_half(model, tokens)
+    finally:
+        with torch.no_grad():
+            for attention, weight in zip(model.layers, saved):
+                attention.output.weight.copy_(weight)

@@ -18,6 +18,7 @@ from course_lib.induction import (
     DEFAULT_CONFIG,
     TRAINING_THREADS,
     accuracy_by_half,
+    accuracy_without_heads,
     echo_sequences,
     head_scores,
     induction_score,
@@ -261,3 +262,34 @@ def test_the_second_half_is_copied_and_the_first_half_is_not(trained, probe):
 def test_accuracy_by_half_refuses_odd_lengths(trained):
     with pytest.raises(ValueError, match="even length of at least 2, got length 5"):
         accuracy_by_half(trained["model"], torch.zeros(2, 5, dtype=torch.long))
+
+
+def test_removing_no_head_changes_nothing_and_the_model_is_restored(trained, probe):
+    """Does an ablation of no head give accuracy_by_half, and does every ablation leave the weights as they were?"""
+    model = trained["model"]
+    before = [attention.output.weight.clone() for attention in model.layers]
+    assert accuracy_without_heads(model, probe, []) == accuracy_by_half(model, probe)
+    accuracy_without_heads(model, probe, [(0, 0), (1, 1)])
+    assert all(torch.equal(a.output.weight, b) for a, b in zip(model.layers, before))
+
+
+def test_removing_a_head_zeroes_its_columns_of_the_output_projection():
+    """Is the ablated model the model whose output projection ignores that head's D features?"""
+    torch.manual_seed(0)
+    model = AttentionOnlyTransformer(VOCAB, 16, 2, num_layers=2, max_length=2 * HALF).eval()
+    tokens = repeated_sequences(8, HALF, VOCAB, torch.Generator().manual_seed(2))  # (B, T)
+    ablated = accuracy_without_heads(model, tokens, [(1, 0)])
+    with torch.no_grad():
+        model.layers[1].output.weight[:, :8] = 0.0  # head 0 of layer 1: features 0..7 of 16
+    assert ablated == accuracy_by_half(model, tokens)
+
+
+def test_removing_both_layer_1_heads_breaks_copying(trained, probe):
+    """Without any layer-1 head there is no induction head left: is the copy gone?"""
+    accuracy = accuracy_without_heads(trained["model"], probe, [(1, 0), (1, 1)])
+    assert accuracy["second"] < 0.2, f"second-half accuracy {accuracy['second']:.3f} with layer 1 removed"
+
+
+def test_ablation_refuses_heads_that_do_not_exist(trained, probe):
+    with pytest.raises(ValueError, match="no head 2 in layer 0: the model has 2 layers of 2 heads"):
+        accuracy_without_heads(trained["model"], probe, [(0, 2)])
