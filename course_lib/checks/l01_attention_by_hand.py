@@ -28,8 +28,8 @@ def _softmax_cases(rng):
         Case("large logits [[1000, 1001, 1002]] (overflow test)", (np.array([[1000.0, 1001.0, 1002.0]]),)),
         Case("very negative logits [[-1000, -1001, -1002]] (underflow test)", (np.array([[-1000.0, -1001.0, -1002.0]]),)),
         # only each row's own maximum keeps every exponent <= 0 with one of them exactly 0, in the next three
-        Case("a row with a wide spread [[-1000, 0, 1000]] (the shift must be the row's maximum)",
-             (np.array([[-1000.0, 0.0, 1000.0]]),)),
+        Case("a row with a wide spread [[0, 1000, -1000]] (the shift must be the row's maximum)",
+             (np.array([[0.0, 1000.0, -1000.0]]),)),
         Case("rows at very different scales [[1000, 1001, 1002], [-1000, -999, -998], [0, 1, 2]] (each row "
              "needs its own maximum)", (np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -999.0, -998.0], [0.0, 1.0, 2.0]]),)),
         Case("columns at very different scales, axis=0 (each column needs its own maximum)",
@@ -129,6 +129,11 @@ def _rows_do_not_sum_to_one(case, got, expected) -> bool:
     return got.shape == expected.shape and not np.allclose(sums, 1.0, atol=1e-4)
 
 
+def _axis_out_of_bounds(case, error) -> bool:
+    """numpy's AxisError: an axis written into the code that the case's array does not have."""
+    return "out of bounds for array of dimension" in str(error)
+
+
 def broadcast_error(case, error) -> bool:
     """numpy's complaint about shapes that do not broadcast (lesson 02's masks meet it too)."""
     return "broadcast" in str(error)
@@ -144,7 +149,7 @@ check_softmax = Check(
     outputs=(Output("weights"),),
     mistakes=(
         Mistake("you subtracted the minimum: the shift must be each row's maximum. After x - min the largest "
-                "exponent is max - min (2000 on [-1000, 0, 1000]), and np.exp(2000) is inf, so inf/inf = NaN. "
+                "exponent is max - min (2000 on [0, 1000, -1000]), and np.exp(2000) is inf, so inf/inf = NaN. "
                 f"With {_ROW_MAXIMUM} every exponent is <= 0 and the largest is exactly exp(0) = 1.",
                 like(_softmax_shifted_by_the_minimum)),
         Mistake("you subtracted the maximum of the whole array (np.max(x) with no axis): a row far below it, "
@@ -181,6 +186,9 @@ check_softmax = Check(
     error_hints=(
         (broadcast_error,
          "Most likely np.max or np.sum without keepdims=True: use keepdims=True so the shapes line up."),
+        (_axis_out_of_bounds,
+         "You wrote a fixed axis (axis=1?) that this array does not have: use the `axis` argument, "
+         "np.max(x, axis=axis, keepdims=True), so that vectors, matrices and batches all work."),
     ),
     what="Rows sum to 1, any axis works, and logits of ±1000, wide rows and rows at different scales give no "
          "overflow or underflow.",
@@ -253,6 +261,11 @@ def _scaled_by_another_factor(case, got, expected) -> bool:
     return factor is not None and not np.isclose(factor, 1 / np.sqrt(queries.shape[-1]), rtol=1e-3)
 
 
+def _np_dot_on_a_batch(queries, keys):
+    """np.dot(queries, keys^T) on a batch: every batch times every other, (B, T, B, S)."""
+    return np.dot(queries, np.swapaxes(keys, -1, -2)) / np.sqrt(queries.shape[-1])  # (B, T, B, S) for B > 1
+
+
 def _softmax_of_the_scores(queries, keys):
     """The softmax weights, where the scaled scores before the softmax are asked for."""
     return ref.softmax(ref.attention_scores(queries, keys))  # (..., T, S)
@@ -280,6 +293,9 @@ _SCORES_MISTAKES = (
             "i.e. queries @ keys.T, not keys @ queries.T.", like(_keys_times_queries)),
     Mistake("you returned softmax weights; attention_scores returns the scaled scores before the softmax.",
             like(_softmax_of_the_scores)),
+    Mistake("np.dot on a batch is not a batched matrix product: it multiplies every batch with every other and "
+            "gives (B, T, B, S). Use @ (np.matmul), which pairs batch b of queries with batch b of keys.",
+            like(_np_dot_on_a_batch)),
     Mistake("your scores are queries @ keys^T times the wrong number: the one factor is 1/√D, with D = "
             "queries.shape[-1], the feature size (not the number of keys or queries, not D itself).",
             _scaled_by_another_factor),
@@ -289,6 +305,16 @@ _SCORES_MISTAKES = (
 def _batch_transpose_error(case, error) -> bool:
     """keys.T on a batch: it reverses every axis, so the matrix product's inner sizes do not match."""
     return matmul_error(case, error) and rank(case) > 2
+
+
+def _fixed_transpose_error(case, error) -> bool:
+    """keys.transpose(0, 2, 1) (written for 3-D) on an array of another rank."""
+    return isinstance(error, ValueError) and "axes don't match array" in str(error)
+
+
+def _np_dot_error(case, error) -> bool:
+    """np.dot's complaint about a batch: its shapes are 'not aligned'."""
+    return isinstance(error, ValueError) and "not aligned" in str(error)
 
 
 def _elementwise_product_error(case, error) -> bool:
@@ -304,6 +330,9 @@ _SCORES_HINTS = (
     (matmul_error, "The inner sizes must match: transpose keys' last two axes, np.swapaxes(keys, -1, -2), so "
                     "that (T, D) @ (D, S) gives (T, S)."),
     (_elementwise_product_error, f"Most likely {_ELEMENTWISE}"),
+    (_fixed_transpose_error, "transpose(0, 2, 1) names three axes, so it fits only 3-D arrays; swap the last two "
+                             "whatever the rank: np.swapaxes(keys, -1, -2)."),
+    (_np_dot_error, "np.dot is not a batched matrix product; use @ (np.matmul) with np.swapaxes(keys, -1, -2)."),
 )
 
 check_attention_scores = Check(

@@ -205,8 +205,13 @@ def _mask_reversed(case, got, expected) -> bool:
 
 
 def _nan_in_fully_masked_rows(case, got, expected) -> bool:
-    """A case with a fully masked row, answered with NaN there."""
-    return _has_fully_masked_row(case) and like(_fully_masked_rows_give_nan)(case, got, expected)
+    """A case with a fully masked row, answered with NaN there (in the weights, the output, or both)."""
+    if not _has_fully_masked_row(case):
+        return False
+    with np.errstate(all="ignore"):
+        mistaken = _fully_masked_rows_give_nan(*case.args)
+    return (like(_fully_masked_rows_give_nan)(case, got, expected)
+            or close(got[1], mistaken[1], rtol=1e-3, atol=1e-4) and close(got[0], expected[0], rtol=1e-3, atol=1e-4))
 
 
 def _large_negative_convention(case, got, expected) -> bool:
@@ -227,6 +232,11 @@ def _large_negative_convention(case, got, expected) -> bool:
 def _nan_everywhere(case, got, expected) -> bool:
     """Every number is NaN: arithmetic with -inf (0 * -inf) instead of np.where."""
     return all(np.isnan(np.asarray(result, dtype=float)).all() for result in got)
+
+
+def _boolean_index_error(case, error) -> bool:
+    """scores[~mask] = ... (or weights[~mask.any(-1)] = 0) with a mask that only broadcasts to the scores' shape."""
+    return isinstance(error, IndexError) and "boolean index did not match" in str(error)
 
 
 def _mask_does_not_fit(case, error) -> bool:
@@ -279,6 +289,11 @@ check_masked_attention = Check(
          "Every mask this function is given already broadcasts against the scores (..., T, S): it has its query "
          "axis ((T, S), (B, 1, S) or (B, T, S)). Use it as it is, np.where(mask, scores, -np.inf); adding an axis "
          "(mask[:, None, :]) or reshaping it breaks the broadcast."),
+        (_boolean_index_error,
+         "A boolean array can index only an array of its own shape: this mask broadcasts against the scores "
+         "(..., T, S) but has fewer entries, so scores[~mask] fails (and so does weights[~mask.any(-1)]). Use "
+         "np.where(mask, scores, -np.inf), and np.where on mask.any(axis=-1, keepdims=True) for the fully masked "
+         "rows, or np.broadcast_to(mask, scores.shape) first."),
     ),
     what="Masked keys get weight 0, the rest sum to 1, broadcast masks work, fully masked rows give zeros.",
     withholds=COURSE_ATTENTION,

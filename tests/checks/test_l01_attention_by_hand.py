@@ -78,6 +78,16 @@ def softmax_clipped(x, axis=-1):
     return exps / exps.sum(axis=axis, keepdims=True)
 
 
+def softmax_axis_one(x, axis=-1):
+    shifted = x - np.max(x, axis=1, keepdims=True)  # the course notes' (N, C) scores: classes on axis 1
+    return np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True)
+
+
+def softmax_minus_first(x, axis=-1):
+    exps = np.exp(x - np.take(x, [0], axis=axis))  # any entry of the row will do, "softmax is shift-invariant"
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
 def softmax_max_along_last_axis(x, axis=-1):
     exps = np.exp(x - x.max(axis=-1, keepdims=True))  # the max forgot the axis argument, the sum did not
     return exps / exps.sum(axis=axis, keepdims=True)
@@ -130,6 +140,18 @@ def scores_times_sqrt_d(queries, keys):
 
 def scores_by_a_hard_coded_two(queries, keys):
     return queries @ np.swapaxes(keys, -1, -2) / 2  # sqrt(4): right for the lesson's D = 4 only
+
+
+def scores_transpose_3d(queries, keys):
+    return queries @ keys.transpose(0, 2, 1) / np.sqrt(queries.shape[-1])  # written for (B, S, D)
+
+
+def scores_np_dot(queries, keys):
+    return np.dot(queries, keys.T) / np.sqrt(queries.shape[-1])
+
+
+def scores_np_dot_swapaxes(queries, keys):
+    return np.dot(queries, np.swapaxes(keys, -1, -2)) / np.sqrt(queries.shape[-1])
 
 
 def scores_elementwise(queries, keys):
@@ -257,6 +279,8 @@ WRONG = [
     ("softmax", softmax_minus_mean, "overflow: an exponent far above 0"),
     ("softmax", softmax_shift_only_when_large, "underflow: every logit of that row is far below 0"),
     ("softmax", softmax_clipped, "clipping (np.clip"),
+    ("softmax", softmax_axis_one, "You wrote a fixed axis"),
+    ("softmax", softmax_minus_first, "overflow: an exponent far above 0"),
     ("softmax", softmax_max_along_last_axis, "maximum along the last axis but the sum along `axis`"),
     ("attention_scores", scores_unscaled, "not scaled"),
     ("attention_scores", scores_by_d, "divide by √D"),
@@ -268,6 +292,9 @@ WRONG = [
     ("attention_scores", scores_softmaxed, "before the softmax"),
     ("attention_scores", scores_by_num_keys, "number of keys"),
     ("attention_scores", scores_by_num_queries, "number of queries"),
+    ("attention_scores", scores_transpose_3d, "fits only 3-D arrays"),
+    ("attention_scores", scores_np_dot, "np.dot is not a batched matrix product"),
+    ("attention_scores", scores_np_dot_swapaxes, "np.dot on a batch is not a batched matrix product"),
     ("attention_scores", scores_times_sqrt_d, "you multiplied by √D"),
     ("attention_scores", scores_by_a_hard_coded_two, "times the wrong number"),
     ("scaled_dot_product_attention", attention_swapped, "swapped"),

@@ -222,6 +222,19 @@ def masked_zeroes_only_the_output(queries, keys, values, mask):
     return (weights * allowed) @ values, weights  # zeroed for the output only
 
 
+def masked_by_boolean_indexing(queries, keys, values, mask):
+    scores = attention_scores(queries, keys)
+    scores[~mask] = -np.inf  # works while the mask has the scores' shape
+    weights = np.nan_to_num(given_softmax(scores))
+    return weights @ values, weights
+
+
+def masked_cleans_only_the_output(queries, keys, values, mask):
+    with np.errstate(invalid="ignore"):
+        weights = given_softmax(np.where(mask, attention_scores(queries, keys), -np.inf))
+    return np.nan_to_num(weights @ values), weights  # the NaN of fully masked rows stays in the weights
+
+
 # masked_attention: right -------------------------------------------------------------------------------------
 
 def masked_with_nan_to_num(q, k, v, mask):
@@ -286,6 +299,8 @@ WRONG = [
     ("masked_attention", masked_adds_a_query_axis, "your result has an extra axis"),
     ("masked_attention", masked_expands_a_padding_mask, "already broadcasts against the scores"),
     ("masked_attention", masked_returns_the_masked_scores, "the weights you return are the scores"),
+    ("masked_attention", masked_by_boolean_indexing, "can index only an array of its own shape"),
+    ("masked_attention", masked_cleans_only_the_output, "gives NaN"),
     ("masked_attention", masked_times_sqrt_d, "multiplied by √D"),
     ("masked_attention", masked_by_sqrt_of_num_keys, "scaled by the wrong number"),
     ("masked_attention", masked_times_keys, "multiplied the weights by the keys"),
