@@ -2,12 +2,13 @@
 
     python benchmarks/flash_attention.py                      # T = 4096 for time, T = 16384 for memory
     python benchmarks/flash_attention.py --memory-length 8192 # if 16384 does not fit (naive needs ~12 GiB)
-    python benchmarks/flash_attention.py --threads 2          # torch's kernel gains more from threads than the loop
+    python benchmarks/flash_attention.py --threads 1 2 4      # the thread counts to time (default: 1 and 2)
 
-Prints, for 4 heads of dimension 64 in float32:
+Prints, for 4 heads of dimension 64 in float32, for each thread count in one run:
   * median time at T = 4096 of course_lib.flash.flash_attention (pure PyTorch, one score tile at a time),
     torch's F.scaled_dot_product_attention (a fused C++ kernel), and naive attention (course_lib.attention,
-    which builds the (T, T) scores and weights), with the ratios;
+    which builds the (T, T) scores and weights), with the ratios, timed in turns so that a busy machine
+    slows all three alike;
   * peak memory at T = 16384 of flash attention and of naive attention, and their ratio.
 Targets: flash within 1.5x of torch's time; flash's peak memory at most 1/16 of naive attention's.
 """
@@ -30,10 +31,9 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--block-size", type=int, default=flash.DEFAULT_BLOCK_SIZE)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: steady on a busy machine; both contenders get the same)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="torch thread counts to time, one after the other (every contender gets the same)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     def inputs(length):
@@ -49,14 +49,20 @@ def main() -> None:
     for name, run in contenders.items():  # all three compute the same thing
         assert torch.allclose(run(query, key, value), reference, atol=1e-5, rtol=1e-5), name
 
-    print(f"T = {args.length}, {args.heads} heads of D = {args.head_dim}, float32, {torch.get_num_threads()} "
-          f"threads; median of {args.repeats} after a warm-up")
-    seconds = {name: measure.time_call(run, query, key, value, repeats=args.repeats) for name, run in contenders.items()}
     flash_name = next(iter(contenders))
-    print(f"{'':24} {'time (ms)':>10} {'time / flash':>13}")
-    for name in contenders:
-        print(f"{name:24} {seconds[name] * 1000:10.1f} {seconds[name] / seconds[flash_name]:12.2f}x")
-    print(f"flash / torch SDPA time: {seconds[flash_name] / seconds['torch SDPA (fused)']:.2f} (target: <= 1.5)")
+    ratios = {}
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"T = {args.length}, {args.heads} heads of D = {args.head_dim}, float32, {torch.get_num_threads()} "
+              f"thread(s); median of {args.repeats} rounds after a warm-up, the contenders taking turns")
+        seconds = measure.time_in_turns(contenders, query, key, value, repeats=args.repeats)
+        print(f"{'':24} {'time (ms)':>10} {'time / flash':>13}")
+        for name in contenders:
+            print(f"{name:24} {seconds[name] * 1000:10.1f} {seconds[name] / seconds[flash_name]:12.2f}x")
+        ratios[threads] = seconds[flash_name] / seconds["torch SDPA (fused)"]
+        print()
+    print("flash / torch SDPA time: " + ", ".join(f"{ratio:.2f} at {threads} thread(s)" for threads, ratio in
+                                                  ratios.items()) + " (target: <= 1.5)")
 
     length = args.memory_length
     query, key, value = inputs(length)

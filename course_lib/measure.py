@@ -1,5 +1,5 @@
 """Measuring, for every lesson that makes a speed or memory claim (06 to 09) and for the checks that look at
-memory: :func:`time_call` (warm-up, repeats, median), :func:`peak_memory` (every CPU allocation torch makes,
+memory: :func:`time_call` (warm-up, repeats, median), :func:`time_in_turns` (contenders timed round by round), :func:`peak_memory` (every CPU allocation torch makes,
 replayed from its profiler), :func:`largest_intermediate` (the biggest tensor an operation returned),
 :func:`fit_slope` (the exponent of a power law), :func:`crossover_length`, :func:`measure_scaling` (side by
 side, on the same inputs), :func:`cache_bytes` (where timing curves bend) and :func:`format_bytes`.
@@ -72,6 +72,24 @@ def time_call(function: Callable, *args, warmup: int = 1, repeats: int = 5, **kw
         function(*args, **kwargs)
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
+
+
+def time_in_turns(functions: dict, *args, warmup: int = 1, repeats: int = 5, **kwargs) -> dict:
+    """Median wall-clock seconds of each of ``functions`` (name -> callable) on the same arguments, timed in
+    turns: round r calls every function once. A busy spell on the machine then slows every contender alike,
+    so their ratios hold better than when each is timed in one stretch (:func:`time_call`)."""
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
+    for _ in range(warmup):
+        for function in functions.values():
+            function(*args, **kwargs)
+    seconds = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function(*args, **kwargs)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in seconds.items()}
 
 
 def peak_memory(function: Callable, *args, **kwargs) -> int:

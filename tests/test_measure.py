@@ -44,6 +44,18 @@ def test_time_call_warms_up_then_reports_the_median_of_the_repeats(monkeypatch):
     assert calls == ["hi"] * 5 and seconds == 2.0
 
 
+def test_time_in_turns_calls_each_contender_once_per_round_and_reports_each_median(monkeypatch):
+    calls = []
+    # warm-up a, b; then rounds (a, b): a takes 1, 5, 2 s (median 2), b takes 4, 3, 9 s (median 4)
+    ticks = iter([0.0, 1.0, 1.0, 5.0, 10.0, 15.0, 15.0, 18.0, 20.0, 22.0, 22.0, 31.0])
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(ticks))
+    seconds = measure.time_in_turns({"a": lambda x: calls.append(("a", x)), "b": lambda x: calls.append(("b", x))},
+                                    1, repeats=3)
+    assert calls == [("a", 1), ("b", 1)] * 4 and seconds == {"a": 2.0, "b": 4.0}
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        measure.time_in_turns({"a": print}, repeats=0)
+
+
 def test_peak_memory_sees_allocations_even_when_freed():
     def temporary_then_small():
         big = torch.ones(1_000_000)  # 4 MB, freed before returning

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -79,8 +80,12 @@ class Check:
                 if hasattr(got, "shape") and close(got, expected[0]):
                     return f"you returned only {self.outputs[0].name}; return the tuple ({names})."
                 return f"expected a tuple ({names}), got {describe_type(got)}."
-            if len(self.outputs) == 2 and close(got[0], expected[1]) and close(got[1], expected[0]):
+            order = _reordering(got, expected)
+            if order is not None and len(order) == 2:
                 return f"your two results are swapped: return ({names}) in that order."
+            if order is not None:
+                return (f"your results are in another order, ({', '.join(self.outputs[i].name for i in order)}): "
+                        f"return ({names}) in that order.")
             gots = tuple(got)
         else:
             gots = (got,)
@@ -208,3 +213,12 @@ class Check:
     def __call__(self, function, seed: int = 0) -> CheckResult:
         """Run the check and print its verdict (what the learner calls in a notebook)."""
         return self.run(function, seed=seed).show()
+
+
+def _reordering(got, expected) -> tuple[int, ...] | None:
+    """The order of the outputs when ``got`` holds the right results in another order, e.g. (1, 0, 2) for
+    (l, m, out) where (m, l, out) was due; None when no reordering of them is right."""
+    for order in itertools.permutations(range(len(expected))):
+        if list(order) != sorted(order) and all(close(got[position], expected[i]) for position, i in enumerate(order)):
+            return order
+    return None

@@ -101,6 +101,14 @@ def _rescale_upside_down(m, l, out, scores, values):
     return m_new, rescale * l + weights.sum(-1), rescale.unsqueeze(-1) * out + weights @ values
 
 
+def _maximum_of_the_whole_block(m, l, out, scores, values):
+    m_new = m.maximum(scores.amax())  # (..., T): one maximum for every row of the block
+    shift = m_new.masked_fill(m_new.isinf(), 0.0)  # (..., T)
+    rescale = (m - shift).exp()  # (..., T)
+    weights = (scores - shift.unsqueeze(-1)).exp()  # (..., T, Sb)
+    return m_new, rescale * l + weights.sum(-1), rescale.unsqueeze(-1) * out + weights @ values
+
+
 _RESCALE_HINT = "when the maximum grows from m to m_new, multiply the old l and out by exp(m - m_new)"
 
 check_online_softmax_update = Check(
@@ -120,11 +128,14 @@ check_online_softmax_update = Check(
         Mistake("NaN for a row that has seen only masked keys: there m_new = -inf and exp(-inf - (-inf)) is NaN. "
                 "Subtract 0 instead of m_new where m_new is -inf (torch.where(torch.isinf(m_new), 0, m_new)).",
                 like(_shift_not_guarded)),
+        Mistake("m is the maximum of the whole block, one number for all its rows: each query row has its own "
+                "maximum, scores_block.amax(dim=-1) (one per row), and its own running state.",
+                like(_maximum_of_the_whole_block)),
         Mistake("the rescaling factor is upside down: the old sums were computed relative to m and must now be "
                 "relative to m_new, so multiply by exp(m - m_new) <= 1.", like(_rescale_upside_down)),
     ),
     what="Keeps m, l and the unnormalised out exact block by block: growing and steady maxima, fully masked "
-         "rows without NaN, batches and heads, float32 and float64.",
+         "rows without NaN, batches and heads, float32 and float64, without changing its inputs.",
     withholds=("course_lib.flash.online_softmax_steps",),
 )
 
@@ -134,8 +145,8 @@ def _flash_cases(rng):
         return tensor(rng, *shape, dtype="float64") * 4
 
     return [
-        Case("T = S = 10 with block_size = 4 (T not a multiple of the block)",
-             (tensor(rng, 10, 3), tensor(rng, 10, 3), tensor(rng, 10, 2)), {"block_size": 4}),
+        Case("T = S = 10 with block_size = 4 (T not a multiple of the block), D = 3, value dim Dv = 5",
+             (tensor(rng, 10, 3), tensor(rng, 10, 3), tensor(rng, 10, 5)), {"block_size": 4}),
         Case("batch and heads (2, 3), T = 12 queries, S = 7 keys, block_size = 5",
              (tensor(rng, 2, 3, 12, 4), tensor(rng, 2, 3, 7, 4), tensor(rng, 2, 3, 7, 4)), {"block_size": 5}),
         Case("is_causal=True, T = S = 9, block_size = 4 (tiles above the diagonal skipped, the diagonal ones masked)",
@@ -147,16 +158,45 @@ def _flash_cases(rng):
         Case("block_size = 1", (tensor(rng, 5, 2), tensor(rng, 7, 2), tensor(rng, 7, 3)), {"block_size": 1}),
         Case("float64 with large scores (a sharp softmax), block_size = 3",
              (sharp(2, 8, 4), sharp(2, 8, 4), sharp(2, 8, 4)), {"block_size": 3}),
-        Case("(1, 2, 96, 8) with block_size = 16: no (96, 96) score matrix may be built",
+        Case("(1, 2, 96, 8) with block_size = 16: no (96, 96) tensor may be built (scores, weights or mask)",
              (tensor(rng, 1, 2, 96, 8), tensor(rng, 1, 2, 96, 8), tensor(rng, 1, 2, 96, 8)), {"block_size": 16},
              watch_memory=True),
+        _future_tiles_case(rng),
     ]
 
 
+FUTURE_KEYS = 8  # in the future-tiles case, the keys from here on lie in tiles above the diagonal for every query
+
+
+def _future_tiles_case(rng) -> Case:
+    """Causal, T = 5 queries, S = 12 keys, blocks of 4: keys 8..11 are a tile in every query's future. They hold
+    NaN: a loop that skips the tiles above the diagonal never reads them; one that computes and masks them
+    multiplies NaN values by weight 0, and 0 × NaN is NaN."""
+    key, value = tensor(rng, 2, 12, 4), tensor(rng, 2, 12, 3)  # (B, S, D), (B, S, Dv)
+    key[..., FUTURE_KEYS:, :] = float("nan")
+    value[..., FUTURE_KEYS:, :] = float("nan")
+    return Case(f"is_causal=True, T = 5 queries, S = 12 keys, block_size = 4: keys {FUTURE_KEYS}..11 are in every "
+                f"query's future and hold NaN here (a tile above the diagonal must be skipped, never read)",
+                (tensor(rng, 2, 5, 4), key, value), {"is_causal": True, "block_size": 4})
+
+
 def _dense_attention(query, key, value, is_causal=False, block_size=64):
+    """The answer: dense attention (lesson 03). The NaN keys of the future-tiles case get weight 0 whatever their
+    values, so they are read as 0 here (dense attention multiplies every value by its weight, even 0 by NaN)."""
     from course_lib.attention import scaled_dot_product_attention
 
-    return scaled_dot_product_attention(query, key, value, is_causal=is_causal)[0]
+    return scaled_dot_product_attention(query, key.nan_to_num(), value.nan_to_num(), is_causal=is_causal)[0]
+
+
+def _dense_attention_allowed(query, key, value, allowed):
+    """Dense attention where query i sees key j iff ``allowed(i, j)`` (T, S) bool; rows that see none give 0."""
+    import torch
+
+    from course_lib.attention import scaled_dot_product_attention
+
+    rows = torch.arange(query.shape[-2]).unsqueeze(-1)  # (T, 1)
+    cols = torch.arange(key.shape[-2])  # (S,)
+    return scaled_dot_product_attention(query, key, value, attn_mask=allowed(rows, cols))[0]  # (..., T, Dv)
 
 
 # What a tiled version with one mistake computes; dense where the mistake is not in the tiling.
@@ -200,6 +240,50 @@ def _diagonal_tiles_unmasked(case, got, expected) -> bool:
     return bool(case.kwargs.get("is_causal")) and like(_tiles_without_diagonal_mask)(case, got, expected)
 
 
+def _causal_variant(allowed):
+    """A mistake in the causal mask, as dense attention with that mask (and every key when not causal)."""
+
+    def attend(query, key, value, is_causal=False, block_size=64):
+        if not is_causal:
+            return _dense_attention(query, key, value)
+        return _dense_attention_allowed(query, key, value, lambda i, j: allowed(i, j, block_size,
+                                                                                  key.shape[-2] - query.shape[-2]))
+
+    return attend
+
+
+_bottom_right = _causal_variant(lambda i, j, block, offset: j <= i + offset)  # the last query sees every key
+_reversed_mask = _causal_variant(lambda i, j, block, offset: j >= i)  # the future and itself, not the past
+_diagonal_tiles_skipped = _causal_variant(lambda i, j, block, offset: j // block < i // block)  # earlier tiles only
+_tile_local_mask = _causal_variant(lambda i, j, block, offset: (j // block <= i // block) & (j % block <= i % block))
+
+
+def _last_key_block_dropped(query, key, value, is_causal=False, block_size=64):
+    whole = key.shape[-2] // block_size * block_size  # the keys of the full blocks only
+    if whole == 0:
+        return query.new_zeros(*query.shape[:-1], value.shape[-1])  # (..., T, Dv): no key at all
+    return _dense_attention(query, key[..., :whole, :], value[..., :whole, :], is_causal)
+
+
+def _reads_future_tiles(case, got, expected) -> bool:
+    """NaN in the answer on the case whose future tiles hold NaN: a tile above the diagonal was computed."""
+    import torch
+
+    value = case.args[2]
+    return (bool(case.kwargs.get("is_causal")) and isinstance(got, torch.Tensor) and bool(value.isnan().any())
+            and bool(got.isnan().any()))
+
+
+def _value_dim_error(case, error) -> bool:
+    """A size mismatch between D and Dv: the state's out was made as wide as the queries, not the values."""
+    import re
+
+    sizes = re.search(r"tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", str(error))
+    query_dim, value_dim = case.args[0].shape[-1], case.args[2].shape[-1]
+    return (sizes is not None and query_dim != value_dim
+            and {int(sizes.group(1)), int(sizes.group(2))} == {query_dim, value_dim})
+
+
 def _no_full_score_matrix(function, case, got) -> str | None:
     """For the large case: no tensor inside the call may be as big as (a quarter of) the (B, H, T, S) scores."""
     if not case.watch_memory:
@@ -209,8 +293,10 @@ def _no_full_score_matrix(function, case, got) -> str | None:
     largest = largest_intermediate(function, *case.args, **case.kwargs)
     if largest >= full // 4:
         return (f"a tensor of {largest} numbers was built inside your function; the full (B, H, T, S) scores "
-                f"hold {full}. Flash attention holds one (block_size, block_size) tile of scores per head at a "
-                f"time: loop over blocks of queries and, inside, over blocks of keys.")
+                f"hold {full}. Nothing that large may exist, neither scores nor weights nor a (T, S) mask: flash "
+                f"attention holds one (block_size, block_size) tile of scores per head at a time (loop over blocks "
+                f"of queries and, inside, over blocks of keys) and builds each tile's causal mask from its "
+                f"positions.")
     return None
 
 
@@ -226,14 +312,41 @@ check_flash_attention = Check(
     implementation="course_lib.flash.flash_attention",
     outputs=(Output("output", kind="torch"),),
     mistakes=(
+        Mistake(f"your answer has NaN: your code read keys {FUTURE_KEYS}..11, which lie in every query's future and "
+                "hold NaN here (0 × NaN is NaN, even at weight 0). The tiles above the causal diagonal must be "
+                "skipped, as the exercise asks, not computed and masked: stop the key loop at the first key block "
+                "that starts after the query block's last query (if k_start > q_start + Bq - 1: break). That "
+                "saves about half the work.",
+                _reads_future_tiles),
         Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_dense_attention_unscaled)),
         Mistake("is_causal=True is ignored: query i may only see keys j <= i.", _ignores_is_causal),
+        Mistake("this is the bottom-right causal convention (flash-attn >= 2.1, Hugging Face): with T < S the "
+                "last query sees every key, as a new token does against a KV cache (lesson 06). This exercise uses "
+                "top-left, as torch's is_causal and lesson 03's sdpa do: query i sees keys j <= i, whatever S.",
+                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_bottom_right)(case, got, expected)),
+        Mistake("the causal mask is reversed: query i sees keys j <= i (the past and itself); yours lets it see "
+                "j >= i. Inside a tile, mask the keys with cols > rows.",
+                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_reversed_mask)(case, got, expected)),
+        Mistake("the tiles on the diagonal are skipped: a key block that starts at or before the query block's "
+                "last query holds keys j <= i, the diagonal's own among them. Skip only the key blocks that start "
+                "after the last query, k_start > q_start + Bq - 1, and mask inside the others.",
+                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_diagonal_tiles_skipped)(case, got, expected)),
+        Mistake("the causal mask inside a tile compares the tile's own indices (0..block-1): compare positions in "
+                "the sequence, rows = q_start + arange(Bq) and cols = k_start + arange(Bk), so that a tile below "
+                "the diagonal keeps every key.",
+                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_tile_local_mask)(case, got, expected)),
+        Mistake("the last, smaller block of keys is left out: when S is not a multiple of block_size the keys after "
+                "the last full block form a shorter block. Loop with range(0, S, block_size) and slice "
+                "key[..., start:start + block_size, :] (a slice stops at S by itself).", like(_last_key_block_dropped)),
         Mistake("the tiles on the diagonal are not masked: skipping the tiles above the diagonal is not enough, "
                 "inside a tile that crosses it set the scores of keys j > i to -inf (masked_fill) before the update.",
                 _diagonal_tiles_unmasked),
     ),
     extra=_no_full_score_matrix,
     error_hints=(
+        (_value_dim_error,
+         "The output is as wide as the values, Dv = value.shape[-1], which need not equal the queries' D: start "
+         "each state with online_softmax_start(q_block, value.shape[-1])."),
         (torch_shape_error,
          "The last block is smaller when T or S is not a multiple of block_size: slice with "
          "x[..., start:start + block_size, :] and take the block's size from the slice, not from block_size."),
