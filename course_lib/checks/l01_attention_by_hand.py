@@ -450,6 +450,17 @@ def _output_right_weights_not(case, got, expected) -> bool:
     return close(got[0], expected[0], rtol=1e-3, atol=1e-4) and not close(got[1], expected[1])
 
 
+def _weights_not_normalised(case, got, expected) -> bool:
+    """Positive weights whose rows do not sum to 1, but would be right divided by their sums: exp without the
+    division (the output may follow them or not)."""
+    weights = np.asarray(got[1], dtype=float)
+    if weights.shape != np.shape(expected[1]) or not np.isfinite(weights).all() or (weights < 0).any():
+        return False
+    totals = weights.sum(axis=-1, keepdims=True)  # (..., T, 1)
+    normalised = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+    return not np.allclose(totals[totals > 0], 1.0, atol=1e-3) and close(normalised, expected[1], rtol=1e-3, atol=1e-4)
+
+
 def _attention_times_the_keys(queries, keys, values, mask=None):
     """The weights multiplied with the keys instead of the values."""
     _, weights = _attend(ref.attention_scores(queries, keys), values, mask)
@@ -472,6 +483,8 @@ ATTENTION_MISTAKES = (
             "the values' size, and do not multiply.", _softmax_of_another_scale),
     Mistake("the weights you return are the scores (they are negative in places and rows do not sum to 1): "
             "return weights = softmax(scores), the array you multiply with the values.", _weights_are_the_scores),
+    Mistake("your weights do not sum to 1 per query: they are the exponentials before the softmax's division. "
+            "Divide them by their sum along the keys (axis=-1, keepdims=True).", _weights_not_normalised),
     Mistake("you multiplied the weights by the keys: the output is weights @ values.",
             like(_attention_times_the_keys)),
     Mistake("your output is right, but the weights you return are not the softmax weights that produced it: "

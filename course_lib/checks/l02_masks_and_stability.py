@@ -82,6 +82,22 @@ def _padding_mask_transposed(lengths, n):
     return ref.padding_mask(lengths, n).T  # (n, B)
 
 
+def _padding_on_the_left(lengths, n):
+    """The real tokens last, the padding first: position >= n - length."""
+    return np.arange(n)[None, :] >= n - np.asarray(lengths)[:, None]  # (B, n)
+
+
+def _padding_mask_as_long_as_the_longest(lengths, n):
+    """max(lengths) columns instead of n: right only when the longest sequence fills the batch."""
+    lengths = np.asarray(lengths)
+    return np.arange(lengths.max())[None, :] < lengths[:, None]  # (B, max(lengths))
+
+
+def _lengths_used_as_an_array(case, error) -> bool:
+    """lengths[:, None] or lengths.max() on a Python list."""
+    return isinstance(case.args[0], list) and isinstance(error, (TypeError, AttributeError)) and "list" in str(error)
+
+
 check_padding_mask = Check(
     name="padding_mask",
     points=1,
@@ -94,6 +110,16 @@ check_padding_mask = Check(
         Mistake("off by one: a sequence of length L has real tokens at positions 0 … L-1, so use "
                 "position < length, not <=.", like(_padding_mask_off_by_one)),
         Mistake("the mask is transposed: it must be (B, n), one row per sequence.", like(_padding_mask_transposed)),
+        Mistake("this is the left-padding convention (the padding first and the real tokens last, as Hugging Face "
+                "tokenizers do with padding_side='left' for batched generation); this exercise pads on the right, "
+                "as lesson 02 does: the real tokens come first, so position < length is True.",
+                like(_padding_on_the_left)),
+        Mistake("your mask has max(lengths) columns; it must have n (the padded length, which may be longer than "
+                "every sequence): compare np.arange(n) with the lengths.", like(_padding_mask_as_long_as_the_longest)),
+    ),
+    error_hints=(
+        (_lengths_used_as_an_array,
+         "lengths may come as a Python list: turn it into an array first, lengths = np.asarray(lengths)."),
     ),
     what="Boolean (B, n), True for the first `length` positions of each row, lists accepted.",
     withholds=("course_lib.numpy_attention.attention_mask",),

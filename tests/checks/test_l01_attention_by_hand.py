@@ -243,6 +243,19 @@ def attention_returns_unnormalised_weights(queries, keys, values):
     return weights @ values, exps  # the exponentials returned, not the weights
 
 
+def attention_exponentials_only(queries, keys, values):
+    scores = scores_einsum(queries, keys)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))  # the division forgotten
+    return weights @ values, weights
+
+
+def attention_returns_log_weights(queries, keys, values):
+    scores = scores_einsum(queries, keys)
+    top = scores.max(axis=-1, keepdims=True)
+    log_weights = scores - top - np.log(np.exp(scores - top).sum(axis=-1, keepdims=True))  # log-softmax
+    return np.exp(log_weights) @ values, log_weights
+
+
 def attention_no_softmax(q, k, v):
     scores = scores_einsum(q, k)
     return scores @ v, scores
@@ -306,8 +319,10 @@ WRONG = [
     ("scaled_dot_product_attention", attention_times_sqrt_d, "multiplied by √D"),
     ("scaled_dot_product_attention", attention_by_sqrt_of_value_size, "scaled by the wrong number"),
     ("scaled_dot_product_attention", attention_returns_the_scores, "the weights you return are the scores"),
+    ("scaled_dot_product_attention", attention_exponentials_only, "do not sum to 1 per query"),
     ("scaled_dot_product_attention", attention_times_keys, "multiplied the weights by the keys"),
-    ("scaled_dot_product_attention", attention_returns_unnormalised_weights, "your output is right, but the weights"),
+    ("scaled_dot_product_attention", attention_returns_unnormalised_weights, "do not sum to 1 per query"),
+    ("scaled_dot_product_attention", attention_returns_log_weights, "your output is right, but the weights"),
 ]
 
 RIGHT = [

@@ -63,6 +63,20 @@ def padding_transposed(lengths, n):
     return np.arange(n)[:, None] < np.asarray(lengths)[None, :]  # (n, B)
 
 
+def padding_on_the_left(lengths, n):
+    lengths = np.asarray(lengths)
+    return np.arange(n)[None, :] >= (n - lengths)[:, None]  # the real tokens at the end
+
+
+def padding_to_the_longest(lengths, n):
+    lengths = np.asarray(lengths)
+    return np.arange(max(lengths))[None, :] < lengths[:, None]
+
+
+def padding_lengths_not_converted(lengths, n):
+    return np.arange(n)[None, :] < lengths[:, None]
+
+
 def padding_loop(lengths, n):
     return np.array([[position < length for position in range(n)] for length in lengths], dtype=bool)
 
@@ -235,6 +249,14 @@ def masked_cleans_only_the_output(queries, keys, values, mask):
     return np.nan_to_num(weights @ values), weights  # the NaN of fully masked rows stays in the weights
 
 
+def masked_exponentials_only(queries, keys, values, mask):
+    scores = np.where(mask, attention_scores(queries, keys), -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    scores = np.where(allowed, scores, 0.0)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True)) * allowed  # the division forgotten
+    return weights @ values, weights
+
+
 # masked_attention: right -------------------------------------------------------------------------------------
 
 def masked_with_nan_to_num(q, k, v, mask):
@@ -279,6 +301,9 @@ WRONG = [
     ("padding_mask", padding_reversed, "meaning is reversed"),
     ("padding_mask", padding_off_by_one, "off by one"),
     ("padding_mask", padding_transposed, "transposed"),
+    ("padding_mask", padding_on_the_left, "this is the left-padding convention"),
+    ("padding_mask", padding_to_the_longest, "max(lengths) columns"),
+    ("padding_mask", padding_lengths_not_converted, "lengths = np.asarray(lengths)"),
     ("masked_attention", masked_after_softmax, "after the softmax"),
     ("masked_attention", masked_reversed, "meaning is reversed"),
     ("masked_attention", masked_reversed_nan_rows, "meaning is reversed"),
@@ -301,6 +326,7 @@ WRONG = [
     ("masked_attention", masked_returns_the_masked_scores, "the weights you return are the scores"),
     ("masked_attention", masked_by_boolean_indexing, "can index only an array of its own shape"),
     ("masked_attention", masked_cleans_only_the_output, "gives NaN"),
+    ("masked_attention", masked_exponentials_only, "do not sum to 1 per query"),
     ("masked_attention", masked_times_sqrt_d, "multiplied by √D"),
     ("masked_attention", masked_by_sqrt_of_num_keys, "scaled by the wrong number"),
     ("masked_attention", masked_times_keys, "multiplied the weights by the keys"),
