@@ -391,6 +391,12 @@ def _batched_shapes_do_not_fit(case, error) -> bool:
     return torch_shape_error(case, error) or "dimensions of batch2 tensor" in str(error)
 
 
+def _causal_mask_of_the_wrong_size(case, error) -> bool:
+    """A shape error on the causal case with T != S only: the mask was built (T, T) or (S, S)."""
+    return (bool(case.kwargs.get("is_causal")) and case.args[0].shape[-2] != case.args[1].shape[-2]
+            and _batched_shapes_do_not_fit(case, error))
+
+
 check_sdpa = Check(
     name="sdpa",
     points=2,
@@ -399,6 +405,9 @@ check_sdpa = Check(
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=_TORCH_ATTENTION_MISTAKES,
     error_hints=(
+        (_causal_mask_of_the_wrong_size,
+         "With T queries and S keys the causal mask is (T, S): torch.ones(T, S, dtype=torch.bool).tril() with "
+         "T = query.shape[-2] and S = key.shape[-2]; a (T, T) or (S, S) mask fits only when T = S."),
         (_batched_shapes_do_not_fit,
          "Transpose only the last two dimensions of key: key.transpose(-2, -1) (key.T reverses all of them)."),
     ),

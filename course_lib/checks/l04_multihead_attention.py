@@ -188,22 +188,25 @@ def _merged_and_projected(torch_weights, attended):
     return merge_heads(attended) @ torch_weights["out_proj.weight"].T + torch_weights.get("out_proj.bias", 0.0)  # (B, T, E)
 
 
-def _multihead(embed_dim, num_heads, torch_weights, query, memory, attn_mask=None, key_padding_mask=None,
-               bias=True, *, split=_split_heads, mask=_masks_combined, scale=_one_over_root_head_dim,
-               merge=_merged_and_projected):
-    """Multi-head attention built from its steps (right by default): the core of the simulators below.
-    A case built with bias=False has no biases in ``torch_weights``: its projections add none."""
+def _lesson_03_attention(queries, keys, values, attn_mask, scale):
     from course_lib.attention import scaled_dot_product_attention
 
+    return scaled_dot_product_attention(queries, keys, values, attn_mask=attn_mask, scale=scale)  # (B, H, T, D), (B, H, T, S)
+
+
+def _multihead(embed_dim, num_heads, torch_weights, query, memory, attn_mask=None, key_padding_mask=None,
+               bias=True, *, split=_split_heads, mask=_masks_combined, scale=_one_over_root_head_dim,
+               merge=_merged_and_projected, attend=_lesson_03_attention):
+    """Multi-head attention built from its steps (right by default): the core of the simulators below.
+    A case built with bias=False has no biases in ``torch_weights``: its projections add none."""
     weights = torch_weights["in_proj_weight"].chunk(3)  # 3 x (E, E)
     biases = torch_weights["in_proj_bias"].chunk(3) if bias else (0.0, 0.0, 0.0)  # 3 x (E,)
     # 1) project, and split the features into heads
     queries, keys, values = (split(x @ w.T + b, num_heads)
                              for x, w, b in zip((query, memory, memory), weights, biases))  # (B, H, L, D) each
     # 2) attend, every head at once
-    attended, attention = scaled_dot_product_attention(queries, keys, values,
-                                                       attn_mask=mask(attn_mask, key_padding_mask),
-                                                       scale=scale(embed_dim, num_heads))  # (B, H, T, D), (B, H, T, S)
+    attended, attention = attend(queries, keys, values, mask(attn_mask, key_padding_mask),
+                                 scale(embed_dim, num_heads))  # (B, H, T, D), (B, H, T, S)
     # 3) concatenate the heads and mix them
     return merge(torch_weights, attended), attention  # (B, T, E), (B, H, T, S)
 
@@ -286,6 +289,50 @@ def _padding_lined_up_with_heads(*args, **kwargs):
     return _multihead(*args, **kwargs, mask=_padding_on_the_heads_axis)
 
 
+def _merged_by_reshape(torch_weights, attended):
+    return (_reshaped_without_transpose(attended) @ torch_weights["out_proj.weight"].T
+            + torch_weights.get("out_proj.bias", 0.0))  # (B, T, E), positions and heads mixed
+
+
+def _heads_merged_by_reshape(*args, **kwargs):
+    """The heads merged by reshaping (B, H, T, D) straight to (B, T, E) (merge_heads' mistake)."""
+    return _multihead(*args, **kwargs, merge=_merged_by_reshape)
+
+
+def _no_scale(embed_dim, num_heads):
+    return 1.0
+
+
+def _mha_unscaled(*args, **kwargs):
+    """The scores never scaled by 1/√head_dim."""
+    return _multihead(*args, **kwargs, scale=_no_scale)
+
+
+def _softmax_over_the_queries(queries, keys, values, attn_mask, scale):
+    import torch
+
+    scores = queries @ keys.transpose(-2, -1) * scale  # (B, H, T, S)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))  # (B, H, T, S)
+    weights = torch.softmax(scores, dim=-2)  # (B, H, T, S): columns sum to 1
+    return weights @ values, weights
+
+
+def _mha_softmax_over_queries(*args, **kwargs):
+    """The softmax over dim=-2 (the queries) instead of dim=-1 (the keys)."""
+    return _multihead(*args, **kwargs, attend=_softmax_over_the_queries)
+
+
+def _key_and_value_ignored(embed_dim, num_heads, torch_weights, query, memory, *args, **kwargs):
+    """Cross-attention answered as self-attention: the keys and values projected from the query, not from key."""
+    return _multihead(embed_dim, num_heads, torch_weights, query, query, *args, **kwargs)
+
+
+def _cross_attention_ignored(case, got, expected) -> bool:
+    """A case with a separate key and value, answered as if key = value = query."""
+    return case.args[4] is not case.args[3] and like(_key_and_value_ignored)(case, got, expected)
+
+
 def _weights_averaged_over_heads(*args, **kwargs):
     """The output, with the weights averaged over the heads (B, T, S), as nn.MultiheadAttention returns them."""
     output, weights = _multihead(*args, **kwargs)
@@ -364,6 +411,15 @@ check_MultiHeadAttention = Check(
                 "num_heads terms, so scale by 1/√head_dim.", like(_scaled_by_embed_dim)),
         Mistake("your heads mix positions: reshaping (B, T, E) straight to (B, H, T, D) cuts the data in the "
                 "wrong places. Use .view(B, T, H, D).transpose(1, 2).", like(_heads_split_by_reshape)),
+        Mistake("your heads are merged by reshaping (B, H, T, D) straight to (B, T, E): positions and heads get "
+                "mixed up. Transpose first: attended.transpose(1, 2).reshape(B, T, E) (merge_heads).",
+                like(_heads_merged_by_reshape)),
+        Mistake("the scores are not scaled by 1/√head_dim (head_dim = embed_dim // num_heads).", like(_mha_unscaled)),
+        Mistake("softmax over the wrong dimension: each query's weights over the keys (dim=-1) must sum to 1.",
+                like(_mha_softmax_over_queries)),
+        Mistake("your layer ignores key and value: it attends from the query to itself. With key and value given "
+                "(cross-attention), the keys are self.key(key) and the values self.value(value); only when they "
+                "are None do they default to the query.", _cross_attention_ignored),
         Mistake("key_padding_mask is ignored: padded keys (False) must get no weight.", _key_padding_mask_ignored),
         Mistake("your padding mask lines up with the heads, not the batch: key_padding_mask[:, None, :] is (B, 1, S), "
                 "and against scores (B, H, T, S) broadcasting reads it as (1, B, 1, S), so sequence b's padding "

@@ -249,6 +249,14 @@ def sdpa_key_T(query, key, value, attn_mask=None, is_causal=False):
     return weights @ value, weights
 
 
+def sdpa_causal_square(query, key, value, attn_mask=None, is_causal=False):
+    if is_causal:
+        length = query.shape[-2]
+        attn_mask = torch.ones(length, length, dtype=torch.bool).tril()  # (T, T): S forgotten
+    weights = zero_safe_softmax(masked_scores(query, key, attn_mask))
+    return weights @ value, weights
+
+
 # sdpa: right -------------------------------------------------------------------------------------------------
 
 def sdpa_with_where(query, key, value, attn_mask=None, is_causal=False):
@@ -446,6 +454,7 @@ WRONG = [
     ("sdpa", sdpa_causal_without_diagonal_nan, "hides the diagonal"),
     ("sdpa", sdpa_causal_bottom_right, "this is the bottom-right causal convention (flash-attn >= 2.1, Hugging Face)"),
     ("sdpa", sdpa_key_T, "key.T reverses all of them"),
+    ("sdpa", sdpa_causal_square, "the causal mask is (T, S)"),
     ("sdpa", sdpa_causal_ignored, "is_causal=True is ignored"),
     ("sdpa", sdpa_causal_upper_triangle, "see the future"),
     ("sdpa", sdpa_unscaled, "not scaled"),

@@ -267,6 +267,39 @@ class MultiHeadAveragedWeights(ExerciseForward):
         return output, weights.mean(dim=1)  # (B, T, S), as torch's module returns by default
 
 
+class MultiHeadMergedByReshape(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        out, weights = attention.scaled_dot_product_attention(q, k, v, combined_mask(attn_mask, key_padding_mask))
+        return self.output(out.reshape(query.shape)), weights  # (B, H, T, D) -> (B, T, E) without the transpose
+
+
+class MultiHeadUnscaled(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        out, weights = attention.scaled_dot_product_attention(q, k, v, combined_mask(attn_mask, key_padding_mask),
+                                                              scale=1.0)
+        return self.output(merged(out)), weights
+
+
+class MultiHeadSoftmaxOverQueries(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5  # (B, H, T, S)
+        mask = combined_mask(attn_mask, key_padding_mask)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=2)  # over the queries
+        return self.output(merged(weights @ v)), weights
+
+
+class MultiHeadSelfOnly(Projections):
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, query, query)  # key and value never used
+        out, weights = attention.scaled_dot_product_attention(q, k, v, combined_mask(attn_mask, key_padding_mask))
+        return self.output(merged(out)), weights
+
+
 class MultiHeadWrongNames(nn.Module):
     """The projections named after the paper's matrices (W_q, ...), so the check cannot load weights into them."""
 
@@ -344,6 +377,10 @@ WRONG = [
     ("split_heads", split_interleaved, "your heads are interleaved"),
     ("split_heads", split_with_sizes_swapped, "num_heads and head_dim are swapped"),
     ("merge_heads", merge_by_permute, "the heads' features are interleaved"),
+    ("MultiHeadAttention", MultiHeadMergedByReshape, "your heads are merged by reshaping"),
+    ("MultiHeadAttention", MultiHeadUnscaled, "not scaled by 1/√head_dim"),
+    ("MultiHeadAttention", MultiHeadSoftmaxOverQueries, "softmax over the wrong dimension"),
+    ("MultiHeadAttention", MultiHeadSelfOnly, "your layer ignores key and value"),
     ("MultiHeadAttention", MultiHeadAveragedWeights, "this is torch's nn.MultiheadAttention convention"),
     ("MultiHeadAttention", MultiHeadNoOutput, "output projection is missing"),
     ("MultiHeadAttention", MultiHeadScaledByEmbedDim, "1/√head_dim"),
