@@ -33,3 +33,17 @@ def test_retrieval_training_is_reproducible_and_learns_to_attend():
     labels = first["labels"]
     answer = next(i for i, label in enumerate(labels[:-1]) if label.split(":")[0] == labels[-1][1:])
     assert first["weights"][-1][-1, answer] > 0.9  # the question attends to the matching pair
+
+
+@pytest.mark.parametrize("sentence, referent", [("big", "trophy"), ("small", "suitcase")])
+def test_function_words_lean_to_the_referent_only_at_step_two(sentence, referent):
+    """Lesson 01's text: a function word is uniform at step 1, which hands it 1/T of the size, so at step 2 it
+    leans (a little) towards the same referent as "it"."""
+    result = trophy.resolve(sentence)
+    tokens = result["tokens"]
+    for word in ("the", "too"):
+        step_one, step_two = (result[f"{step}_weights"][tokens.index(word)] for step in ("describe", "resolve"))
+        assert np.allclose(step_one, 1 / len(tokens))  # uniform: no query features at step 1
+        assert tokens[int(np.argmax(step_two))] == referent
+        others = np.delete(step_two, tokens.index(referent))
+        assert np.allclose(others, others[0]) and 0 < step_two.max() - others[0] < 0.05  # a lean, not a choice
