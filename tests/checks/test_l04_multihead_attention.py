@@ -6,6 +6,8 @@ pattern, with lesson 03's attention), not by calling the check's own simulator (
 fail)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -369,6 +371,34 @@ class MultiHeadPaddingFilledIntoScores(Projections):
         return self.output(merged(weights @ v)), weights  # (B, T, E), (B, H, T, S)
 
 
+class MultiHeadAnnotatedTransformerStyle(nn.Module):
+    """The Annotated Transformer's way: one mask of ones narrowed by each mask, masked_fill(mask == 0, -1e9), and
+    .contiguous().view to merge: right here (no case leaves a query with no key, where -1e9 would differ)."""
+
+    def __init__(self, embed_dim, num_heads, bias=True):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"{embed_dim} is not divisible by {num_heads}")
+        self.h, self.d_k = num_heads, embed_dim // num_heads
+        self.query, self.key, self.value, self.output = (nn.Linear(embed_dim, embed_dim, bias=bias) for _ in range(4))
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        batch = query.size(0)
+        q, k, v = (layer(x).view(batch, -1, self.h, self.d_k).transpose(1, 2)
+                   for layer, x in ((self.query, query), (self.key, key), (self.value, value)))  # (B, H, L, D)
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)  # (B, H, T, S)
+        mask = torch.ones(scores.shape, dtype=torch.bool)  # (B, H, T, S)
+        if attn_mask is not None:
+            mask = mask & attn_mask
+        if key_padding_mask is not None:
+            mask = mask & key_padding_mask.unsqueeze(1).unsqueeze(2)  # (B, 1, 1, S)
+        weights = scores.masked_fill(mask == 0, -1e9).softmax(dim=-1)  # (B, H, T, S)
+        x = torch.matmul(weights, v).transpose(1, 2).contiguous().view(batch, -1, self.h * self.d_k)  # (B, T, E)
+        return self.output(x), weights
+
+
 WRONG = [
     ("split_heads", split_by_reshape, "reshaped straight to (B, H, T, D)"),
     ("split_heads", split_without_transpose, "heads axis must come second"),
@@ -407,6 +437,7 @@ RIGHT = [
     ("MultiHeadAttention", MultiHeadWithLoop),
     ("MultiHeadAttention", MultiHeadAdditiveMasks),
     ("MultiHeadAttention", MultiHeadPaddingFilledIntoScores),
+    ("MultiHeadAttention", MultiHeadAnnotatedTransformerStyle),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
