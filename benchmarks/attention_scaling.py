@@ -4,8 +4,9 @@
 
 Naive attention (course_lib.attention, which keeps the (B, H, T, S) scores and weights) against torch's
 F.scaled_dot_product_attention, for B = 1, H = 4, D = 32, float32. The log-log slopes are fitted only over
-lengths whose score tensor no longer fits in the CPU's largest cache: below that, memory traffic is cheap
-and the curve is flatter than its asymptote.
+lengths whose score tensor no longer fits in the CPU's largest cache: below that, scores read from cache
+cost less and fixed overheads weigh more, and both bend the curve away from its asymptote (lesson 06,
+section 2). The times are this machine's, under its current load: compare slopes, not milliseconds.
 """
 from __future__ import annotations
 

@@ -60,6 +60,30 @@ def _flops_divided_by_heads(num_queries, num_keys, head_dim, num_heads):
     return 4 * num_queries * num_keys * head_dim / num_heads
 
 
+def _in_larger_units(case, got, expected) -> bool:
+    """The count divided by 1024, 1024², 1024³ or by 1000, 10⁶, 10⁹: KiB, MiB, GiB (kB, MB, GB), or kFLOP,
+    MFLOP, GFLOP, where a plain number was asked for."""
+    try:
+        got, expected = float(got), float(expected)
+    except (TypeError, ValueError):
+        return False
+    return got != 0 and any(abs(expected / got / unit - 1) < 1e-6 for unit in (2**10, 2**20, 2**30, 2**40, 1e3, 1e6,
+                                                                                 1e9, 1e12))
+
+
+def _projections_added(case, got, expected) -> bool:
+    """The four E × E projections counted too (E = H·D): 2·E² FLOPs per query for the query and output
+    projections, per key for the key and value projections (or 8·T·E² for all four over the queries)."""
+    num_queries, num_keys, head_dim, num_heads = case.args
+    try:
+        difference = float(got) - float(expected)
+    except (TypeError, ValueError):
+        return False
+    squared = (head_dim * num_heads) ** 2  # E²
+    return any(abs(difference - projections) < 0.5 for projections in (
+        4 * squared * (num_queries + num_keys), 8 * squared * num_queries, 8 * squared * num_keys))
+
+
 def _per_score_extra(case, got, expected) -> int | None:
     """The learner's count minus 4·T·S·D·H, in operations per score (per T·S·H, or per T·S), when that is a
     small whole number: the softmax's or the scaling's few operations per score added, or D − 1 adds per dot
@@ -108,6 +132,11 @@ check_attention_flops = Check(
                 "and generation.", _length_squared),
         Mistake("you divided by the number of heads: with the head dimension D given, each head costs 4·T·S·D, "
                 "so H heads cost H times as much.", like(_flops_divided_by_heads)),
+        Mistake("you counted the projections too (lesson 04's count of a whole layer did): this exercise counts "
+                "attention itself, the two products 4·T·S·D per head, without the E × E projections.",
+                _projections_added),
+        Mistake("your count is in larger units (thousands, millions, GFLOP): return the number of FLOPs itself.",
+                _in_larger_units),
         Mistake("you added a few operations per score (the softmax's max, exp, sum and divide, or the 1/√D "
                 "scaling): this exercise counts only the two matrix products, 4·T·S·D per head, as the lesson "
                 "does; the softmax adds O(T·S), D times fewer, and is left out of the count.", _softmax_added),
@@ -207,6 +236,9 @@ check_kv_cache_bytes = Check(
                 like(_one_layer_only)),
         Mistake("you counted bits: 1 byte = 8 bits, and bytes_per_value is already in bytes.",
                 like(_bits_not_bytes)),
+        Mistake("you returned the size in larger units (KiB, MiB, GiB, or kB, MB, GB): return the number of "
+                "bytes itself, an int; the lesson formats it for reading with measure.format_bytes.",
+                _in_larger_units),
     ),
     what="2 (keys and values) · layers · batch · KV heads · tokens · head_dim · bytes per value.",
     withholds=("course_lib.measure.cache_bytes",),
@@ -231,14 +263,43 @@ def _gqa_cases(rng):
     ]
 
 
-def _attend_with_kv_heads(query, key, value, spread):
+def _attend_with_kv_heads(query, key, value, spread, scale=None):
     """Attention after ``spread(key or value, groups)`` gives every query head a KV head: the core of the
-    simulators below (the right spread is ``repeat_interleave``)."""
+    simulators below (the right spread is ``repeat_interleave``, the right scale 1/√D)."""
     from course_lib.attention import scaled_dot_product_attention
 
     groups = query.shape[-3] // key.shape[-3]  # query heads per KV head
     keys, values = spread(key, groups), spread(value, groups)  # (B, H or 1, S, D) each
-    return scaled_dot_product_attention(query, keys, values)  # (B, H, T, Dv), (B, H, T, S)
+    return scaled_dot_product_attention(query, keys, values, scale=scale)  # (B, H, T, Dv), (B, H, T, S)
+
+
+def _interleave(heads, groups):
+    return heads.repeat_interleave(groups, dim=1)  # (B, H, S, D): KV heads 0, 0, 1, 1, … (right)
+
+
+def _unscaled(query, key, value):
+    """The scores never divided by √D."""
+    return _attend_with_kv_heads(query, key, value, _interleave, scale=1.0)
+
+
+def _scaled_by_one_over_dim(query, key, value):
+    """The scores divided by D instead of √D."""
+    return _attend_with_kv_heads(query, key, value, _interleave, scale=1.0 / query.shape[-1])
+
+
+def _scaled_by_value_dim(query, key, value):
+    """The scores divided by √Dv, the values' size, instead of √D."""
+    return _attend_with_kv_heads(query, key, value, _interleave, scale=value.shape[-1] ** -0.5)
+
+
+def _softmax_over_queries(query, key, value):
+    """The softmax taken over the queries (dim −2) instead of over the keys."""
+    import torch
+
+    keys, values = _interleave(key, query.shape[1] // key.shape[1]), _interleave(value, query.shape[1] // key.shape[1])
+    scores = query @ keys.transpose(-2, -1) / query.shape[-1] ** 0.5  # (B, H, T, S)
+    weights = torch.softmax(scores, dim=-2)  # (B, H, T, S): each column sums to 1
+    return weights @ values, weights  # (B, H, T, Dv), (B, H, T, S)
 
 
 def _tile(heads, groups):
@@ -267,11 +328,19 @@ check_grouped_query_attention = Check(
     outputs=(Output("output", kind="torch"), Output("weights", kind="torch")),
     mistakes=(
         Mistake("query heads are matched to the wrong KV heads: head h must use KV head h // (H / Hkv), so "
-                "consecutive query heads share one (torch's enable_gqa does the same). .repeat(...) tiles the "
-                "KV heads (0, 1, 0, 1, …); use .repeat_interleave(H // Hkv, dim=1) (0, 0, 1, 1, …).",
+                "consecutive query heads share one (torch's enable_gqa does the same); yours uses KV head h % Hkv "
+                "(0, 1, 0, 1, …), which is what .repeat(...), or a view of the heads as (Hkv, G) in the wrong "
+                "order, gives. Use .repeat_interleave(H // Hkv, dim=1) (0, 0, 1, 1, …).",
                 like(_kv_heads_tiled)),
         Mistake("every query head uses the first KV head: the Hkv key/value heads must be shared out, "
                 "H // Hkv query heads per KV head.", like(_first_kv_head_only)),
+        Mistake("the scores are not scaled: divide them by √D (D = query.shape[-1]) before the softmax, as "
+                "scaled_dot_product_attention does.", like(_unscaled)),
+        Mistake("you divide the scores by D: the scale is 1/√D.", like(_scaled_by_one_over_dim)),
+        Mistake("you scale by the values' size: the scale is 1/√D with D the size of queries and keys "
+                "(query.shape[-1]); the values' size Dv may differ.", like(_scaled_by_value_dim)),
+        Mistake("the softmax runs over the queries (dim −2): each query's weights over the keys must sum to 1, "
+                "so take it over the last axis (dim −1).", like(_softmax_over_queries)),
     ),
     error_hints=(
         (torch_shape_error,

@@ -57,6 +57,17 @@ def flops_d_minus_one_adds(num_queries, num_keys, head_dim, num_heads):
     return 2 * num_queries * num_keys * dot_product * num_heads
 
 
+def flops_of_the_whole_layer(num_queries, num_keys, head_dim, num_heads):
+    embed_dim = num_heads * head_dim
+    attention_itself = 4 * num_queries * num_keys * head_dim * num_heads
+    projections = 4 * num_queries * embed_dim * embed_dim * 2  # query, key, value, output, as in lesson 04
+    return attention_itself + projections
+
+
+def flops_in_gflop(num_queries, num_keys, head_dim, num_heads):
+    return 4 * num_queries * num_keys * head_dim * num_heads / 1e9  # "GFLOPs"
+
+
 # attention_flops: right -------------------------------------------------------------------------------------
 
 def flops_as_float(num_queries, num_keys, head_dim, num_heads):
@@ -91,6 +102,11 @@ def kv_bits(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_
     return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * bits_per_value
 
 
+def kv_gib(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    size = 2 * num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value
+    return size / 2**30  # in GiB, easier to read
+
+
 # kv_cache_bytes: right --------------------------------------------------------------------------------------
 
 def kv_per_token(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
@@ -120,6 +136,31 @@ def gqa_head_by_head_first_kv_head(query, key, value):
     return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)  # (B, H, T, Dv), (B, H, T, S)
 
 
+def gqa_manual(query, key, value, scale_by, softmax_dim=-1):
+    groups = query.shape[1] // key.shape[1]
+    keys = key.repeat_interleave(groups, dim=1)  # (B, H, S, D)
+    values = value.repeat_interleave(groups, dim=1)  # (B, H, S, Dv)
+    scores = query @ keys.transpose(-2, -1) / scale_by  # (B, H, T, S)
+    weights = torch.softmax(scores, dim=softmax_dim)  # (B, H, T, S)
+    return weights @ values, weights  # (B, H, T, Dv), (B, H, T, S)
+
+
+def gqa_unscaled(query, key, value):
+    return gqa_manual(query, key, value, scale_by=1.0)
+
+
+def gqa_divided_by_dim(query, key, value):
+    return gqa_manual(query, key, value, scale_by=query.shape[-1])
+
+
+def gqa_scaled_by_value_dim(query, key, value):
+    return gqa_manual(query, key, value, scale_by=value.shape[-1] ** 0.5)
+
+
+def gqa_softmax_over_queries(query, key, value):
+    return gqa_manual(query, key, value, scale_by=query.shape[-1] ** 0.5, softmax_dim=-2)
+
+
 # grouped_query_attention: right -----------------------------------------------------------------------------
 
 def gqa_repeat_interleave(query, key, value):
@@ -135,6 +176,17 @@ def gqa_grouped_view(query, key, value):
     grouped = query.view(batch, num_kv_heads, num_heads // num_kv_heads, length, head_dim)  # (B, Hkv, G, T, D)
     out, weights = attention.scaled_dot_product_attention(grouped, key[:, :, None], value[:, :, None])
     return out.flatten(1, 2), weights.flatten(1, 2)  # (B, H, T, Dv), (B, H, T, S)
+
+
+def gqa_expand_reshape(query, key, value):
+    """Each KV head expanded to its group (a view), then reshaped to H heads: the copy happens in reshape."""
+    batch, num_heads, length, head_dim = query.shape
+    num_kv_heads, num_keys = key.shape[1], key.shape[2]
+    groups = num_heads // num_kv_heads
+    keys = key[:, :, None].expand(batch, num_kv_heads, groups, num_keys, head_dim).reshape(batch, num_heads, num_keys, head_dim)
+    values = value[:, :, None].expand(batch, num_kv_heads, groups, num_keys, value.shape[-1]).reshape(
+        batch, num_heads, num_keys, value.shape[-1])  # (B, H, S, Dv)
+    return attention.scaled_dot_product_attention(query, keys, values)
 
 
 WRONG = [
@@ -156,6 +208,13 @@ WRONG = [
     ("grouped_query_attention", gqa_tiled, "wrong KV heads"),
     ("grouped_query_attention", gqa_only_output, "returned only output"),
     ("grouped_query_attention", gqa_head_by_head_first_kv_head, "every query head uses the first KV head"),
+    ("grouped_query_attention", gqa_unscaled, "the scores are not scaled"),
+    ("grouped_query_attention", gqa_divided_by_dim, "you divide the scores by D"),
+    ("grouped_query_attention", gqa_scaled_by_value_dim, "you scale by the values' size"),
+    ("grouped_query_attention", gqa_softmax_over_queries, "the softmax runs over the queries"),
+    ("attention_flops", flops_of_the_whole_layer, "you counted the projections too"),
+    ("attention_flops", flops_in_gflop, "your count is in larger units"),
+    ("kv_cache_bytes", kv_gib, "you returned the size in larger units"),
 ]
 
 RIGHT = [
@@ -163,6 +222,7 @@ RIGHT = [
     ("kv_cache_bytes", kv_per_token),
     ("grouped_query_attention", gqa_repeat_interleave),
     ("grouped_query_attention", gqa_grouped_view),
+    ("grouped_query_attention", gqa_expand_reshape),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
