@@ -261,8 +261,10 @@ def _nan_everywhere(case, got, expected) -> bool:
 
 
 def _boolean_index_error(case, error) -> bool:
-    """scores[~mask] = ... (or weights[~mask.any(-1)] = 0) with a mask that only broadcasts to the scores' shape."""
-    return isinstance(error, IndexError) and "boolean index did not match" in str(error)
+    """scores[~mask] = ..., weights[~mask.any(-1)] = 0 or np.putmask(scores, ~mask, ...) with a mask that only
+    broadcasts to the scores' shape."""
+    return ((isinstance(error, IndexError) and "boolean index did not match" in str(error))
+            or "mask and data must be the same size" in str(error))  # np.putmask
 
 
 def _mask_does_not_fit(case, error) -> bool:
@@ -317,7 +319,8 @@ check_masked_attention = Check(
          "(mask[:, None, :]) or reshaping it breaks the broadcast."),
         (_boolean_index_error,
          "A boolean array can index only an array of its own shape: this mask broadcasts against the scores "
-         "(..., T, S) but has fewer entries, so scores[~mask] fails (and so does weights[~mask.any(-1)]). Use "
+         "(..., T, S) but has fewer entries, so scores[~mask] fails (and so do weights[~mask.any(-1)] and "
+         "np.putmask). Use "
          "np.where(mask, scores, -np.inf), and np.where on mask.any(axis=-1, keepdims=True) for the fully masked "
          "rows, or np.broadcast_to(mask, scores.shape) first."),
     ),

@@ -109,6 +109,12 @@ def softmax_logsumexp(x, axis=-1):
     return np.exp(x - m - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)))
 
 
+def softmax_in_float32(x, axis=-1):
+    x = np.asarray(x, dtype=np.float32)  # half the memory; the checks' tolerance allows float32 round-off
+    exps = np.exp(x - x.max(axis=axis, keepdims=True))
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
 def softmax_logaddexp_reduce(x, axis=-1):
     x = np.asarray(x)
     return np.exp(x - np.logaddexp.reduce(x, axis=axis, keepdims=True))  # no explicit shift: logaddexp is stable
@@ -180,7 +186,11 @@ def scores_by_num_queries(queries, keys):
     return queries @ np.swapaxes(keys, -1, -2) / np.sqrt(len(queries))
 
 
-# attention_scores: right ------------------------------------------------------------------------------------
+# attention_scores: right ---------------------------------------------------------------------------------
+
+def scores_queries_scaled_first(queries, keys):
+    return (queries / np.sqrt(queries.shape[-1])) @ np.swapaxes(keys, -1, -2)
+
 
 def scores_einsum(q, k):
     return np.einsum("...td,...sd->...ts", q, k) / math.sqrt(q.shape[-1])
@@ -329,8 +339,10 @@ RIGHT = [
     ("softmax", softmax_float64_loop),
     ("softmax", softmax_logsumexp),
     ("softmax", softmax_logaddexp_reduce),
+    ("softmax", softmax_in_float32),
     ("attention_scores", scores_einsum),
     ("attention_scores", scores_loop),
+    ("attention_scores", scores_queries_scaled_first),
     ("scaled_dot_product_attention", attention_einsum),
     ("scaled_dot_product_attention", attention_as_list_tuple),
 ]

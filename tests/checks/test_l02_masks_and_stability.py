@@ -243,6 +243,14 @@ def masked_by_boolean_indexing(queries, keys, values, mask):
     return weights @ values, weights
 
 
+def masked_by_putmask(queries, keys, values, mask):
+    scores = attention_scores(queries, keys)
+    np.putmask(scores, ~mask, -np.inf)
+    allowed = np.any(mask, axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, weights
+
+
 def masked_cleans_only_the_output(queries, keys, values, mask):
     with np.errstate(invalid="ignore"):
         weights = given_softmax(np.where(mask, attention_scores(queries, keys), -np.inf))
@@ -288,6 +296,14 @@ def masked_finfo_min_then_zeroed(queries, keys, values, mask):
     return weights @ values, weights
 
 
+def masked_by_adding_the_log_of_the_mask(queries, keys, values, mask):
+    with np.errstate(divide="ignore"):
+        scores = attention_scores(queries, keys) + np.log(mask.astype(float))  # log 1 = 0, log 0 = -inf
+    allowed = np.isfinite(scores).any(axis=-1, keepdims=True)
+    weights = given_softmax(np.where(allowed, scores, 0.0)) * allowed
+    return weights @ values, weights
+
+
 def masked_large_negative_then_zeroed(queries, keys, values, mask):
     weights = given_softmax(np.where(mask, attention_scores(queries, keys), -1e9)) * mask  # uniform rows -> 0
     return weights @ values, weights
@@ -326,6 +342,7 @@ WRONG = [
     ("masked_attention", masked_returns_the_masked_scores, "the weights you return are the scores"),
     ("masked_attention", masked_by_boolean_indexing, "can index only an array of its own shape"),
     ("masked_attention", masked_cleans_only_the_output, "gives NaN"),
+    ("masked_attention", masked_by_putmask, "can index only an array of its own shape"),
     ("masked_attention", masked_exponentials_only, "do not sum to 1 per query"),
     ("masked_attention", masked_times_sqrt_d, "multiplied by √D"),
     ("masked_attention", masked_by_sqrt_of_num_keys, "scaled by the wrong number"),
@@ -342,6 +359,7 @@ RIGHT = [
     ("masked_attention", masked_where_after_the_softmax),
     ("masked_attention", masked_large_negative_then_zeroed),
     ("masked_attention", masked_finfo_min_then_zeroed),
+    ("masked_attention", masked_by_adding_the_log_of_the_mask),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
