@@ -108,8 +108,49 @@ def _tensor2tensor_timing_signal(num_positions, dim):
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).float()  # (P, dim)
 
 
+def _cosines_then_sines(num_positions, dim):
+    """All cosines first, then all sines (diffusers' timestep embedding with flip_sin_to_cos)."""
+    import torch
+
+    angles = _positions(num_positions) * _right_frequencies(dim)  # (P, dim/2)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1).float()  # (P, dim)
+
+
+def _cosines_then_sines_tensor2tensor_spacing(num_positions, dim):
+    """All cosines, then all sines, with the spacing i/(D/2 − 1) (diffusers' default timestep embedding)."""
+    import torch
+
+    angles = _positions(num_positions) * _tensor2tensor_frequencies(dim)  # (P, dim/2)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1).float()  # (P, dim)
+
+
 def _concatenated(case, got, expected) -> bool:
-    return like(_sines_then_cosines)(case, got, expected) or like(_tensor2tensor_timing_signal)(case, got, expected)
+    """Sines and cosines in two blocks, in either order, with either spacing of the exponents."""
+    return any(like(simulator)(case, got, expected) for simulator in (
+        _sines_then_cosines, _tensor2tensor_timing_signal, _cosines_then_sines,
+        _cosines_then_sines_tensor2tensor_spacing))
+
+
+def _one_function_for_both(num_positions, dim):
+    """sin on the odd features too (or cos on the even ones): the same function for both features of a pair."""
+    import torch
+
+    angles = _positions(num_positions) * _right_frequencies(dim)  # (P, dim/2)
+    return _interleaved(torch.sin(angles), torch.sin(angles)), _interleaved(torch.cos(angles), torch.cos(angles))
+
+
+def _same_function_twice(case, got, expected) -> bool:
+    from course_lib.checking.comparing import close
+
+    return any(close(got, same, rtol=1e-3, atol=1e-4) for same in _one_function_for_both(*case.args))
+
+
+def _batch_axis_added(case, got, expected) -> bool:
+    """The right table with an extra axis of size 1: (1, P, dim) like the Annotated Transformer's buffer, or
+    (P, 1, dim) like the PyTorch tutorial's."""
+    shape = tuple(getattr(got, "shape", ()))
+    return (len(shape) > 2 and 1 in shape and shape != tuple(expected.shape)
+            and like(_sinusoidal_with(_right_frequencies))(case, got.reshape(expected.shape), expected))
 
 
 def _sinusoidal_transposed(num_positions, dim):
@@ -233,11 +274,17 @@ check_sinusoidal_encoding = Check(
                 like(_sinusoidal_transposed)),
         Mistake("sin and cos are swapped: even features (0, 2, 4, …) get sin, odd features get cos.",
                 like(_cos_on_even_features)),
-        Mistake("you put all sines first and all cosines after: this is the tensor2tensor convention (its "
-                "get_timing_signal_1d, and fairseq's sinusoidal embedding, which also space the exponents "
-                "i/(dim/2 − 1)); this exercise uses the paper's interleaved layout, feature 2i sin and 2i+1 cos "
+        Mistake("you put all sines together and all cosines together (all sines first, or all cosines first): "
+                "this is the tensor2tensor convention (its get_timing_signal_1d, fairseq's sinusoidal embedding "
+                "and diffusers' timestep embedding, which also space the exponents i/(dim/2 − 1)); this exercise "
+                "uses the paper's interleaved layout, feature 2i sin and 2i+1 cos "
                 "of the same angle, because each pair (2i, 2i+1) is then one point turning on a circle, the "
                 "pair that RoPE rotates later in this lesson.", _concatenated),
+        Mistake("both features of a pair use the same function: feature 2i is sin and feature 2i+1 is cos of the "
+                "same angle.", _same_function_twice),
+        Mistake("your table has an extra axis of size 1 (the Annotated Transformer keeps (1, P, dim) as a "
+                "buffer, the PyTorch tutorial (P, 1, dim)): return the table itself, (num_positions, dim).",
+                _batch_axis_added),
         Mistake("positions start at 1: the first row is position 0 (all sines 0, all cosines 1).",
                 like(_sinusoidal_positions_from_one)),
         Mistake("the exponent is off: pair i uses 10000^(2i/dim), where 2i is the index of its even feature "

@@ -190,6 +190,18 @@ def _bytes_per_value_ignored(case, got, expected) -> bool:
                                                                _four_bytes_always))
 
 
+def _default_bytes_per_value_wrong(case, got, expected) -> bool:
+    """A case that leaves bytes_per_value at its default, answered with 1, 4 or 8 bytes per value: the
+    signature's default is not 2."""
+    if "bytes_per_value" in case.kwargs:
+        return False
+    try:
+        ratio = float(got) / float(expected)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return any(abs(ratio - wrong / 2) < 1e-9 for wrong in (1, 4, 8))
+
+
 def _keys_only(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
     """The keys' bytes (or the values'), not both: the factor 2 missing."""
     return num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value
@@ -234,6 +246,8 @@ check_kv_cache_bytes = Check(
         Mistake("batch_size is ignored: every sequence in the batch has its own cache.", _batch_size_ignored),
         Mistake("the number of layers is missing: every layer keeps its own keys and values.",
                 like(_one_layer_only)),
+        Mistake("your default bytes_per_value is not 2: the signature is kv_cache_bytes(..., batch_size=1, "
+                "bytes_per_value=2), 2 bytes for float16, the usual inference dtype.", _default_bytes_per_value_wrong),
         Mistake("you counted bits: 1 byte = 8 bits, and bytes_per_value is already in bytes.",
                 like(_bits_not_bytes)),
         Mistake("you returned the size in larger units (KiB, MiB, GiB, or kB, MB, GB): return the number of "
@@ -292,6 +306,14 @@ def _scaled_by_value_dim(query, key, value):
     return _attend_with_kv_heads(query, key, value, _interleave, scale=value.shape[-1] ** -0.5)
 
 
+def _causal(query, key, value):
+    """A causal mask applied (torch's is_causal, top-left): this attention has none."""
+    from course_lib.attention import scaled_dot_product_attention
+
+    groups = query.shape[1] // key.shape[1]
+    return scaled_dot_product_attention(query, _interleave(key, groups), _interleave(value, groups), is_causal=True)
+
+
 def _softmax_over_queries(query, key, value):
     """The softmax taken over the queries (dim −2) instead of over the keys."""
     import torch
@@ -334,6 +356,8 @@ check_grouped_query_attention = Check(
                 like(_kv_heads_tiled)),
         Mistake("every query head uses the first KV head: the Hkv key/value heads must be shared out, "
                 "H // Hkv query heads per KV head.", like(_first_kv_head_only)),
+        Mistake("you applied a causal mask: this grouped-query attention has no mask, every query sees every key "
+                "(the lesson's decoding step needs none either).", like(_causal)),
         Mistake("the scores are not scaled: divide them by √D (D = query.shape[-1]) before the softmax, as "
                 "scaled_dot_product_attention does.", like(_unscaled)),
         Mistake("you divide the scores by D: the scale is 1/√D.", like(_scaled_by_one_over_dim)),

@@ -130,6 +130,34 @@ def sinusoidal_precedence(num_positions, dim):
     return encoding
 
 
+def timestep_embedding(num_positions, dim, max_period=10000, downscale_freq_shift=1):
+    """diffusers' get_timestep_embedding with flip_sin_to_cos=True, for positions 0..P-1."""
+    half_dim = dim // 2
+    exponent = -math.log(max_period) * torch.arange(half_dim, dtype=torch.float32)
+    exponent = exponent / (half_dim - downscale_freq_shift)  # (dim/2,)
+    emb = torch.arange(num_positions)[:, None].float() * torch.exp(exponent)[None, :]  # (P, dim/2)
+    emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=-1)  # (P, dim)
+    return torch.cat([emb[:, half_dim:], emb[:, :half_dim]], dim=-1)  # flip_sin_to_cos: cosines first
+
+
+def sinusoidal_sin_twice(num_positions, dim):
+    angles = sinusoidal_angles(num_positions, dim)  # (P, dim/2)
+    encoding = torch.zeros(num_positions, dim)  # (P, dim)
+    encoding[:, 0::2] = torch.sin(angles)
+    encoding[:, 1::2] = torch.sin(angles)  # copied the line above, forgot to change it to cos
+    return encoding
+
+
+def sinusoidal_annotated_buffer(num_positions, dim):
+    """The Annotated Transformer's table, returned as its module keeps it: with a batch axis in front."""
+    position = torch.arange(0, num_positions).unsqueeze(1)  # (P, 1)
+    div_term = torch.exp(torch.arange(0, dim, 2) * -(math.log(10000.0) / dim))  # (dim/2,)
+    pe = torch.zeros(num_positions, dim)  # (P, dim)
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe.unsqueeze(0)  # (1, P, dim)
+
+
 # sinusoidal_encoding: right ---------------------------------------------------------------------------------
 
 def sinusoidal_loop(num_positions, dim):
@@ -290,6 +318,9 @@ WRONG = [
     ("sinusoidal_encoding", sinusoidal_concatenated, "this is the tensor2tensor convention"),
     ("sinusoidal_encoding", get_timing_signal_1d, "this is the tensor2tensor convention"),
     ("sinusoidal_encoding", sinusoidal_pair_index_exponent, "the exponent is off"),
+    ("sinusoidal_encoding", timestep_embedding, "this is the tensor2tensor convention"),
+    ("sinusoidal_encoding", sinusoidal_sin_twice, "both features of a pair use the same function"),
+    ("sinusoidal_encoding", sinusoidal_annotated_buffer, "an extra axis of size 1"),
     ("sinusoidal_encoding", sinusoidal_transposed, "transposed"),
     ("sinusoidal_encoding", sinusoidal_positions_from_one, "positions start at 1"),
     ("sinusoidal_encoding", sinusoidal_two_twice, "the exponent has the 2 twice"),

@@ -107,6 +107,10 @@ def kv_gib(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_v
     return size / 2**30  # in GiB, easier to read
 
 
+def kv_default_float32(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=4):
+    return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value
+
+
 # kv_cache_bytes: right --------------------------------------------------------------------------------------
 
 def kv_per_token(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
@@ -159,6 +163,12 @@ def gqa_scaled_by_value_dim(query, key, value):
 
 def gqa_softmax_over_queries(query, key, value):
     return gqa_manual(query, key, value, scale_by=query.shape[-1] ** 0.5, softmax_dim=-2)
+
+
+def gqa_causal(query, key, value):
+    groups = query.shape[1] // key.shape[1]
+    keys, values = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)  # (B, H, S, D) each
+    return attention.scaled_dot_product_attention(query, keys, values, is_causal=True)  # as in the lesson's cell
 
 
 # grouped_query_attention: right -----------------------------------------------------------------------------
@@ -215,6 +225,8 @@ WRONG = [
     ("attention_flops", flops_of_the_whole_layer, "you counted the projections too"),
     ("attention_flops", flops_in_gflop, "your count is in larger units"),
     ("kv_cache_bytes", kv_gib, "you returned the size in larger units"),
+    ("kv_cache_bytes", kv_default_float32, "your default bytes_per_value is not 2"),
+    ("grouped_query_attention", gqa_causal, "you applied a causal mask"),
 ]
 
 RIGHT = [
