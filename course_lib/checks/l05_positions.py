@@ -361,6 +361,12 @@ def _rotated_the_wrong_way(x, positions):
     return _rotate_interleaved_pairs(x, cos, -sin)  # (..., T, D)
 
 
+def _cos_and_sin_swapped(x, positions):
+    """sin where cos belongs and cos where sin belongs: (a, b) -> (a·sin − b·cos, a·cos + b·sin)."""
+    cos, sin = _cos_and_sin(x, positions, _right_frequencies(x.shape[-1]))  # (T, D/2) each
+    return _rotate_interleaved_pairs(x, sin, cos)  # (..., T, D)
+
+
 def _rotated_halves(x, positions):
     """Feature i paired with feature i + D/2 (the 'rotate half' layout) instead of with its neighbour."""
     import torch
@@ -452,6 +458,8 @@ check_apply_rope = Check(
     mistakes=(
         Mistake("you rotate the wrong way: (a, b) -> (a·cos θ − b·sin θ, a·sin θ + b·cos θ).",
                 like(_rotated_the_wrong_way)),
+        Mistake("cos and sin are swapped: (a, b) -> (a·cos θ − b·sin θ, a·sin θ + b·cos θ); at position 0 "
+                "(θ = 0) the vector must come back unchanged.", like(_cos_and_sin_swapped)),
         Mistake("you paired feature i with feature i + D/2: this is the rotate-half convention (Llama and "
                 "GPT-NeoX code, and Hugging Face's rotate_half); this exercise uses the RoFormer paper's "
                 "interleaved pairs (x[2i], x[2i+1]), because each pair is then the 2-D point of the rotation "

@@ -123,7 +123,8 @@ check_attention_flops = Check(
     outputs=(Output("flops"),),
     mistakes=(
         Mistake("you have half the count: 4·T·S·D per head counts both matrix products (Q·Kᵀ and weights·V), each "
-                "with 2 FLOPs (a multiply and an add) per term. Yours counts one product, or multiply-adds.",
+                "with 2 FLOPs (a multiply and an add) per term. Yours counts one product, or multiply-adds (or halves "
+                "the count for a causal mask: this exercise counts full attention, every query against every key).",
                 like(_flops_of_one_product)),
         Mistake("you counted T·S·D once per head: each of the two products takes T·S·D multiplies and as many "
                 "adds, 4·T·S·D in all.", like(_multiplies_of_one_product)),

@@ -255,6 +255,12 @@ def rope_with_frequencies(x, positions, frequencies):
     return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)  # (..., T, D)
 
 
+def rope_cos_sin_swapped(x, positions):
+    cos, sin = rope_cos_sin(x, positions)  # (T, D/2) each
+    even, odd = x[..., 0::2], x[..., 1::2]  # (..., T, D/2) each
+    return torch.stack([even * sin - odd * cos, even * cos + odd * sin], dim=-1).flatten(-2)  # (..., T, D)
+
+
 def rope_two_twice(x, positions):
     dim = x.shape[-1]
     j = torch.arange(0, dim, 2, dtype=torch.float64)  # (D/2,): 0, 2, 4, ... (already 2i)
@@ -336,6 +342,7 @@ WRONG = [
     ("apply_rope", rope_overwrites_before_reading, "already overwritten"),
     ("apply_rope", rope_overwrites_odd_first, "already overwritten"),
     ("apply_rope", rope_arange_positions, "you ignore positions"),
+    ("apply_rope", rope_cos_sin_swapped, "cos and sin are swapped"),
     ("apply_rope", rope_two_twice, "the exponent has the 2 twice"),
     ("apply_rope", rope_sign_lost, "the frequencies are inverted"),
     ("apply_rope", rope_llama3_theta, "Llama 3's rope_theta = 500000"),
