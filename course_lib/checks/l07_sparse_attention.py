@@ -6,6 +6,8 @@ Tests: tests/checks/test_l07_sparse_attention.py.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import TORCH_MODULE_ATTENTION, long_inputs, tensor
 
@@ -42,7 +44,29 @@ def _window_reversed(n, window):
 
 
 def _window_halved(n, window):
-    return _offsets(n).abs() <= window // 2  # (n, n): window split between the two sides
+    return _offsets(n).abs() <= window // 2  # (n, n): window split between the two sides (Longformer)
+
+
+def _window_centred_on_query(n, window):
+    return _offsets(n).abs() <= (window - 1) // 2  # (n, n): window positions in all, the query among them
+
+
+def _window_read_as_whole_width(case, got, expected) -> bool:
+    """``window`` read as the whole width: split between the two sides, with or without the query counted."""
+    return like(_window_halved)(case, got, expected) or like(_window_centred_on_query)(case, got, expected)
+
+
+# Real code counts windows in two other ways; the messages name them and say why this exercise counts as it does.
+_WHY_HALF_WIDTH = ("this exercise uses the half-width convention of flash-attn's window_size=(window, window): "
+                   "|i - j| <= window, the query plus window keys on each side, both ends included, because then "
+                   "window = 0 is the query alone, the pattern is symmetric, and the causal window is the two-sided "
+                   "one cut at j <= i.")
+_QUERY_COUNTED = ("If you meant a window of w positions that counts the query itself, that is the convention of "
+                  "Hugging Face's sliding_window masks and of gpt-oss (whose window of 128 is the query and the 127 "
+                  "keys before it); " + _WHY_HALF_WIDTH)
+_WHOLE_WIDTH = ("you read window as the whole width of the window: that is Longformer's convention (Hugging Face's "
+                "attention_window = 512 means 256 keys on each side), or a window of w positions centred on the "
+                "query, the query counted; " + _WHY_HALF_WIDTH + " The window is 2·window + 1 wide in total.")
 
 
 check_sliding_window_mask = Check(
@@ -53,12 +77,11 @@ check_sliding_window_mask = Check(
     outputs=(Output("mask", kind="torch", dtype="bool"),),
     mistakes=(
         Mistake("off by one: a window of w lets query i see keys i - w … i + w, both ends included: "
-                "|i - j| <= window, not < window.", like(_window_off_by_one)),
+                "|i - j| <= window, not < window. " + _QUERY_COUNTED, like(_window_off_by_one)),
         Mistake("you made it causal (j <= i only): the sliding window looks both ways, |i - j| <= window.",
                 like(_window_made_causal)),
         Mistake("the meaning is reversed: True = may attend, i.e. inside the window.", like(_window_reversed)),
-        Mistake("the window is 2·window + 1 wide in total, window on each side: |i - j| <= window, not "
-                "<= window / 2.", like(_window_halved)),
+        Mistake(_WHOLE_WIDTH + " Use |i - j| <= window, not <= window / 2.", _window_read_as_whole_width),
     ),
     what="Boolean (n, n), True where |i − j| ≤ window, both sides, ends included; window ≥ n is all True.",
     withholds=("course_lib.sparse.dilated_window_mask", "course_lib.sparse.bigbird_mask"),
@@ -121,7 +144,7 @@ def _sliding_attention_cases(rng):
         return tensor(rng, *shape), tensor(rng, *shape), tensor(rng, *value_shape)  # query, key, value
 
     return [
-        Case("query, key, value (1, 10, 8), window=2", (*inputs(1, 10, 8), 2)),
+        Case("query, key, value (1, 10, 8), window=4", (*inputs(1, 10, 8), 4)),  # < 4, <= 4 // 2, <= 3 // 2 differ
         Case("heads: (2, 3, 13, 4), window=3 (T = 13 is a multiple of no block size)",
              (*inputs(2, 3, 13, 4, value_dim=2), 3)),
         Case("is_causal=True: (2, 12, 4), window=4", (*inputs(2, 12, 4), 4), {"is_causal": True}),
@@ -150,6 +173,17 @@ def _causal_part(offsets, is_causal):
 def _window_attention_off_by_one(query, key, value, window, is_causal=False):
     offsets = _offsets(query.shape[-2])  # (T, T): i - j
     return _dense_window_attention(query, key, value, (offsets.abs() < window) & _causal_part(offsets, is_causal))
+
+
+def _window_attention_whole_width(query, key, value, window, is_causal=False, counts_query=False):
+    offsets = _offsets(query.shape[-2])  # (T, T): i - j
+    half = (window - 1) // 2 if counts_query else window // 2  # keys on each side when window is the whole width
+    return _dense_window_attention(query, key, value, (offsets.abs() <= half) & _causal_part(offsets, is_causal))
+
+
+def _attention_window_read_as_whole_width(case, got, expected) -> bool:
+    return any(like(partial(_window_attention_whole_width, counts_query=counts))(case, got, expected)
+               for counts in (False, True))
 
 
 def _window_attention_both_ways(query, key, value, window, is_causal=False):
@@ -311,8 +345,9 @@ check_sliding_window_attention = Check(
     implementation="course_lib.sparse.sliding_window_attention",
     outputs=(Output("output", kind="torch"),),
     mistakes=(
-        Mistake("off by one: query i sees keys with |i - j| <= window, both ends included.",
-                like(_window_attention_off_by_one)),
+        Mistake("off by one: query i sees keys with |i - j| <= window, both ends included (a causal window: the "
+                "query and the window keys before it). " + _QUERY_COUNTED, like(_window_attention_off_by_one)),
+        Mistake(_WHOLE_WIDTH + " Keep keys with |i - j| <= window.", _attention_window_read_as_whole_width),
         Mistake("is_causal=True is ignored: a causal window keeps only keys j <= i (i - window <= j <= i).",
                 _ignores_is_causal),
         Mistake("your causal window looks into the future: keep keys i - window <= j <= i.",

@@ -401,6 +401,44 @@ def _features_norm_over_positions(x, omega):
     return (x @ omega.T - (x * x).sum(dim=-2, keepdim=True) / 2).exp() / omega.shape[0] ** 0.5  # (..., T, M) if M = D
 
 
+def _features_minus_row_max(x, omega):
+    logits = x @ omega.T - _squared_norms(x) / 2  # (..., T, M)
+    return (logits - logits.amax(dim=-1, keepdim=True)).exp() / omega.shape[0] ** 0.5  # (..., T, M): per-row factor
+
+
+def _features_minus_shared_max(x, omega):
+    logits = x @ omega.T - _squared_norms(x) / 2  # (..., T, M)
+    return (logits - logits.amax(dim=(-2, -1), keepdim=True)).exp() / omega.shape[0] ** 0.5  # (..., T, M): one factor
+
+
+def _stabilised_by_a_max(case, got, expected) -> bool:
+    return like(_features_minus_row_max)(case, got, expected) or like(_features_minus_shared_max)(case, got, expected)
+
+
+def _scaled_per_row(case, got, expected) -> bool:
+    """``got`` is the right φ times a positive factor that depends only on the row (on x, not on ω_i): the same
+    ratio got / expected across each row's M features."""
+    import numpy as np
+
+    from course_lib.checking import to_numpy
+
+    try:
+        ratio = to_numpy(got).astype(np.float64) / to_numpy(expected).astype(np.float64)  # (..., T, M)
+    except Exception:
+        return False
+    if ratio.shape != to_numpy(expected).shape or ratio.ndim < 1 or not np.isfinite(ratio).all() or (ratio <= 0).any():
+        return False
+    return bool(np.allclose(ratio, ratio[..., :1], rtol=1e-4, atol=0))
+
+
+_STABILISED = ("this is Performer's stabilised form (google-research's softmax_kernel_transformation subtracts the "
+               "max of each query's row inside exp, and one max shared by all keys); this exercise returns the "
+               "unscaled φ(x)_i = exp(ω_iᵀx − ‖x‖²/2)/√M, because φ(q)·φ(k) must estimate exp(q·k) itself (the "
+               "lesson compares the two), and a factor exp(-max) per row cancels only in each query's normalised "
+               "output: on keys it would reweight every key. Stabilise where the factor cancels, in the attention "
+               "(course_lib.linear.performer_attention: each query's own max, one max for all keys).")
+
+
 check_positive_random_features = Check(
     name="positive_random_features",
     points=2,
@@ -424,6 +462,11 @@ check_positive_random_features = Check(
                 "(omega.transpose(-2, -1)).", like(_features_omega_not_transposed)),
         Mistake("‖x‖² is summed over the wrong axis: sum each vector's own features, the last axis "
                 "(dim=-1, keepdim=True).", like(_features_norm_over_positions)),
+        Mistake(_STABILISED, _stabilised_by_a_max),
+        Mistake("your features are φ times a factor that depends on the row (on x) but not on the feature i: the "
+                "ratio to φ(x)_i = exp(ω_iᵀx − ‖x‖²/2)/√M is the same across each row. Such a factor cancels in a "
+                "query's normalised attention output, but φ(q)·φ(k) must estimate exp(q·k) itself: drop it (a "
+                "division by the row's sum or maximum, for example).", _scaled_per_row),
     ),
     error_hints=(
         (torch_shape_error,

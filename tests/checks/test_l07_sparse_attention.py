@@ -41,6 +41,12 @@ def window_split_between_sides(n, window):
     return mask
 
 
+def window_centred_counting_query(n, window):
+    """A "window of w tokens" centred on the query, the query among them: (w - 1) // 2 on each side."""
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # (n, n): i - j
+    return offsets.abs() <= (window - 1) // 2
+
+
 def strided_not_causal(n, stride):
     offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
     return (offsets.abs() < stride) | (offsets % stride == 0)
@@ -148,6 +154,23 @@ def sliding_blocks(query, key, value, window, is_causal, block, before, after, l
     return torch.cat(outputs, dim=-2)  # (..., T, Dv)
 
 
+def sliding_longformer_window(query, key, value, window, is_causal=False):
+    """Longformer's attention_window: the whole width, window // 2 keys on each side."""
+    return sliding_blocks(query, key, value, window // 2, is_causal, 16, window // 2, window // 2)
+
+
+def sliding_window_counts_query(query, key, value, window, is_causal=False):
+    """Hugging Face's / gpt-oss's sliding_window: w positions, the query one of them (i - j < w when causal)."""
+    offsets = torch.arange(query.shape[-2])[:, None] - torch.arange(key.shape[-2])[None, :]  # (T, S): i - j
+    allowed = (offsets.abs() < window) & (offsets >= 0 if is_causal else True)
+    length, outputs = query.shape[-2], []
+    for i in range(length):  # one query at a time, its row of the mask
+        keys = allowed[i].nonzero().flatten()  # (K,)
+        scores = query[..., i:i + 1, :] @ key[..., keys, :].transpose(-2, -1) / math.sqrt(query.shape[-1])
+        outputs.append(torch.softmax(scores, dim=-1) @ value[..., keys, :])  # (..., 1, Dv)
+    return torch.cat(outputs, dim=-2)
+
+
 def sliding_fixed_block_1024(query, key, value, window, is_causal=False):
     """Blocks of 1024 queries whatever the window: right values, and 4x memory from T = 1024 to 4096, but at
     T = 1024 one block holds every score."""
@@ -242,7 +265,8 @@ WRONG = [
     ("sliding_window_mask", window_causal, "made it causal"),
     ("sliding_window_mask", window_numpy, "returned a numpy array"),
     ("sliding_window_mask", window_reversed, "the meaning is reversed"),
-    ("sliding_window_mask", window_split_between_sides, "not <= window / 2"),
+    ("sliding_window_mask", window_split_between_sides, "that is Longformer's convention"),
+    ("sliding_window_mask", window_centred_counting_query, "centred on the query, the query counted"),
     ("strided_mask", strided_not_causal, "see the future"),
     ("strided_mask", strided_local_only, "strided part is missing"),
     ("strided_mask", strided_multiples_only, "local part is missing"),
@@ -254,6 +278,8 @@ WRONG = [
     ("sliding_window_attention", sliding_blocks_unmasked, "outside its own window"),
     ("sliding_window_attention", sliding_causal_looks_ahead, "looks into the future"),
     ("sliding_window_attention", sliding_unscaled, "not scaled by 1/√D"),
+    ("sliding_window_attention", sliding_longformer_window, "that is Longformer's convention"),
+    ("sliding_window_attention", sliding_window_counts_query, "Hugging Face's sliding_window masks and of gpt-oss"),
     ("sliding_window_attention", sliding_fixed_block_1024, "Derive the block size from the window"),
     ("sliding_window_attention", sliding_slice_ends_at_block, "the key slice of a block is too short"),
     ("sliding_window_attention", sliding_slice_starts_at_block, "the key slice of a block is too short"),

@@ -362,6 +362,29 @@ def features_through_numpy(x, omega):
     return torch.from_numpy(np.exp(array @ directions.T - squared_norms / 2) / np.sqrt(directions.shape[0]))
 
 
+def features_stabilised_per_row(x, omega):
+    """Performer's query-side stabiliser applied everywhere: each row's largest exponent subtracted inside exp."""
+    logits = x @ omega.T - (x * x).sum(-1, keepdim=True) / 2  # (..., T, M)
+    return torch.exp(logits - logits.max(dim=-1, keepdim=True).values) / math.sqrt(omega.shape[0])
+
+
+def features_stabilised_shared(x, omega):
+    """Performer's key-side stabiliser: one maximum over all rows and features."""
+    logits = x @ omega.T - (x * x).sum(-1, keepdim=True) / 2  # (..., T, M)
+    return torch.exp(logits - logits.max()) / math.sqrt(omega.shape[0])
+
+
+def features_normalised_per_row(x, omega):
+    """Each row's features divided by their sum, as if they were weights already."""
+    features = torch.exp(x @ omega.T - (x * x).sum(-1, keepdim=True) / 2)  # (..., T, M)
+    return features / features.sum(-1, keepdim=True)
+
+
+def features_with_tiny_stabiliser(x, omega):
+    """google-research's numerical_stabilizer: 1e-6 added to every feature, far below the check's tolerance."""
+    return torch.exp(x @ omega.T - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0]) + 1e-6
+
+
 def features_einsum(x, omega):
     projections = torch.einsum("...td,md->...tm", x, omega)
     squared_norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) ** 2
@@ -415,6 +438,9 @@ WRONG = [
     ("positive_random_features", features_norm_over_batch, "summed over the wrong axis"),
     ("positive_random_features", features_by_sqrt_d, "not √D"),
     ("positive_random_features", features_through_numpy, "Stay in torch"),
+    ("positive_random_features", features_stabilised_per_row, "this is Performer's stabilised form"),
+    ("positive_random_features", features_stabilised_shared, "this is Performer's stabilised form"),
+    ("positive_random_features", features_normalised_per_row, "a factor that depends on the row"),
 ]
 
 RIGHT = [
@@ -428,6 +454,7 @@ RIGHT = [
     ("causal_linear_attention", causal_chunks_of_256),
     ("causal_linear_attention", causal_library_chunked),
     ("positive_random_features", features_einsum),
+    ("positive_random_features", features_with_tiny_stabiliser),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
