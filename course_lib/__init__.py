@@ -14,6 +14,7 @@ Modules mirror the lessons:
 * :mod:`course_lib.sparse` — lesson 07, sparse patterns and banded sliding-window attention;
 * :mod:`course_lib.flash` — lesson 08, flash attention: the online softmax, tiles, memory traffic;
 * :mod:`course_lib.linear` — lesson 09, linear attention: the kernel view, attention as an RNN, random features;
+* :mod:`course_lib.llama` — lesson 10, a real pretrained Llama (SmolLM2-135M) that runs your attention;
 * :mod:`course_lib.toy_tasks` — small synthetic tasks that train on a CPU in seconds;
 
 and per lesson, named after its notebooks: :mod:`course_lib.checks` (one module of learner checks per lesson,

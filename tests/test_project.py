@@ -30,6 +30,8 @@ def test_environment_yml_lists_the_same_runtime_dependencies_as_pyproject():
         if isinstance(dep, str) and requirement_name(dep) not in ("python", "pip"):
             name = CONDA_NAMES.get(requirement_name(dep), requirement_name(dep))
             conda_deps[name] = dep
+        if isinstance(dep, dict):  # the pip: section, for what conda-forge lacks (the course itself aside)
+            conda_deps.update({requirement_name(d): d for d in dep.get("pip", []) if not d.startswith("-e")})
     assert set(conda_deps) == set(pip_deps), (
         f"environment.yml and pyproject.toml disagree: only in environment.yml {set(conda_deps) - set(pip_deps)}, "
         f"only in pyproject.toml {set(pip_deps) - set(conda_deps)}")

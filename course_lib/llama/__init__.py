@@ -1,0 +1,41 @@
+"""Lesson 10's model: SmolLM2-135M-Instruct, a real pretrained Llama, offline on a CPU, in plain torch.
+
+    from course_lib import llama
+    model = llama.load()                                   # float32, from the GGUF fetched at set-up
+    ids = torch.tensor([model.tokenizer.encode("The capital of France is")])   # (1, T)
+    model(ids)                                             # logits (1, T, 49152)
+    model.generate(ids, 20, attention=my_sdpa)             # your attention in every layer
+    llama.chat(model, "What is the capital of France?")    # the answer, as a string
+
+Modules: :mod:`~course_lib.llama.files` (where the model comes from, and the one download),
+:mod:`~course_lib.llama.weights` (GGUF to float32), :mod:`~course_lib.llama.tokenizer` (byte-level BPE),
+:mod:`~course_lib.llama.model` (the decoder, its attention hook and KV cache).
+
+Lesson: notebooks/10_capstone.ipynb (to come). Tests: tests/test_llama.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from course_lib.llama.files import fetch, model_path
+from course_lib.llama.model import KVCache, Llama, bottom_right_mask, torch_attention
+from course_lib.llama.tokenizer import Tokenizer
+from course_lib.llama.weights import Config, read
+
+__all__ = ["Config", "KVCache", "Llama", "Tokenizer", "bottom_right_mask", "chat", "fetch", "load", "model_path",
+           "torch_attention"]
+
+
+def load(path: str | Path | None = None) -> Llama:
+    """The model in float32, with its tokenizer, from the fetched GGUF (or ``path``)."""
+    config, weights, reader = read(Path(path) if path is not None else model_path())
+    return Llama(config, weights, Tokenizer(reader))
+
+
+def chat(model: Llama, question: str, max_new_tokens: int = 64, **generate) -> str:
+    """The model's answer to ``question`` in its chat template, greedy unless ``generate`` says otherwise."""
+    prompt = torch.tensor([model.tokenizer.encode(model.tokenizer.chat_prompt(question))])  # (1, T)
+    ids = model.generate(prompt, max_new_tokens, **generate)  # (1, T + n)
+    return model.tokenizer.decode(ids[0, prompt.shape[1]:], skip_special=True).strip()

