@@ -89,6 +89,18 @@ def test_sliding_window_reach_grows_by_one_window_per_layer():
         assert torch.equal(sparse.reachable(mask, layers), sparse.sliding_window_mask(64, 3 * layers))
 
 
+@pytest.mark.parametrize("dilation", [2, 3])
+def test_stacked_dilated_windows_never_reach_offsets_that_are_not_multiples_of_the_dilation(dilation):
+    """Does lesson 07's claim hold: as many keys per layer as a plain window, spread d times as far, with holes?"""
+    mask = sparse.dilated_window_mask(64, 3, dilation)
+    offsets = torch.arange(64)[:, None] - torch.arange(64)[None, :]  # (T, T): i - j
+    for layers in (1, 2, 3, 10):
+        reach = sparse.reachable(mask, layers)
+        assert not reach[offsets % dilation != 0].any()
+        assert torch.equal(reach, sparse.reachable(sparse.sliding_window_mask(64, 3 * layers * dilation), 1)
+                           & (offsets % dilation == 0))
+
+
 def test_fixed_global_dilated_random_and_bigbird_patterns():
     fixed = sparse.fixed_mask(8, 4)
     assert fixed[7].tolist() == [False, False, False, True, True, True, True, True]  # own block + summary 3
