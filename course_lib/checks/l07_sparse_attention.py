@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 from course_lib.checking import Case, Check, Mistake, Output, like
-from course_lib.checks._common import TORCH_MODULE_ATTENTION, long_inputs, tensor
+from course_lib.checks._common import TORCH_MODULE_ATTENTION, long_inputs, tensor, torch_shape_error
 
 
 def _arange(n):
@@ -301,6 +301,20 @@ def _neighbouring_blocks_only(case, got, expected) -> bool:
                for size in _block_sizes(case) if size < window)
 
 
+def _slices_from_negative_starts(query, key, value, window, is_causal=False):
+    """One query at a time against key[i - window : i + window + 1] without clipping the start at 0: for i < window
+    Python counts the negative start from the end, the slice comes out empty, and the output is 0."""
+    import torch
+
+    length, outputs = query.shape[-2], []
+    for i in range(length):
+        stop = i + 1 if is_causal else i + window + 1
+        keys, values = key[..., i - window:stop, :], value[..., i - window:stop, :]  # (..., K, ·): K = 0 while i < window
+        scores = query[..., i:i + 1, :] @ keys.transpose(-2, -1) / query.shape[-1] ** 0.5  # (..., 1, K)
+        outputs.append(torch.softmax(scores, dim=-1) @ values)  # (..., 1, Dv): zeros for an empty slice
+    return torch.cat(outputs, dim=-2)  # (..., T, Dv)
+
+
 SHORT = 1024  # the long case is measured again at this length
 
 
@@ -373,7 +387,19 @@ check_sliding_window_attention = Check(
                 "than the window when the window is wider than a block: a fixed block size, not one derived from the "
                 "window. Take keys start - window … stop + window - 1, or make the block at least as wide as the "
                 "window (e.g. max(window, 16)).", _neighbouring_blocks_only),
+        Mistake("the first window queries get no keys (their outputs are 0): a slice key[..., i - window : ...] with "
+                "i < window starts at a negative index, which Python counts from the end, so the slice is empty. "
+                "Clip the start: max(0, i - window) (for a block: max(0, start - window)).",
+                like(_slices_from_negative_starts)),
         Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_window_attention_unscaled)),
+    ),
+    error_hints=(
+        (torch_shape_error,
+         "Check the shapes: the output is (..., T, Dv) with Dv = value.shape[-1], which may differ from D, and a "
+         "block's mask is (C, K), for its C queries and the K keys of its slice. If the slice starts below 0 "
+         "(start - window for the first block), Python counts a negative index from the end and the slice comes out "
+         "empty or short: clip it, first = max(0, start - window), last = min(S, stop + window), and build the mask "
+         "from the same first and last."),
     ),
     extra=_memory_follows_the_window,
     what="Equal to dense attention with the window mask (T not a multiple of a block, several blocks, a window wider "

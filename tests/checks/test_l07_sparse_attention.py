@@ -198,6 +198,29 @@ def sliding_neighbouring_blocks(query, key, value, window, is_causal=False):
     return sliding_blocks(query, key, value, window, is_causal, 16, 16, 16)
 
 
+def sliding_per_query_unclipped(query, key, value, window, is_causal=False):
+    """One query at a time, slicing key[i - window : i + window + 1] and forgetting max(0, ...)."""
+    outputs = []
+    for i in range(query.shape[-2]):
+        stop = i + 1 if is_causal else i + window + 1
+        scores = query[..., i:i + 1, :] @ key[..., i - window:stop, :].transpose(-2, -1) / math.sqrt(query.shape[-1])
+        outputs.append(torch.softmax(scores, dim=-1) @ value[..., i - window:stop, :])
+    return torch.cat(outputs, dim=-2)
+
+
+def sliding_blocks_unclipped(query, key, value, window, is_causal=False):
+    """The hint's block loop without max(0, ...): the first block's slice starts at -window."""
+    length, block, outputs = query.shape[-2], max(window, 16), []
+    for start in range(0, length, block):
+        stop = min(start + block, length)
+        first, last = start - window, min(length, stop + window)
+        scores = query[..., start:stop, :] @ key[..., first:last, :].transpose(-2, -1) / math.sqrt(query.shape[-1])
+        offsets = torch.arange(start, stop)[:, None] - torch.arange(first, last)[None, :]  # (C, K): i - j
+        allowed = (offsets.abs() <= window) & (offsets >= 0 if is_causal else True)
+        outputs.append(torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ value[..., first:last, :])
+    return torch.cat(outputs, dim=-2)
+
+
 def sliding_fixed_block_128(query, key, value, window, is_causal=False):
     """A fixed block of 128 queries: at window 4 its tiles are 128 × 136, far below the T·S scores at T = 1024."""
     return sliding_blocks(query, key, value, window, is_causal, 128, window, window)
@@ -280,6 +303,8 @@ WRONG = [
     ("sliding_window_attention", sliding_unscaled, "not scaled by 1/√D"),
     ("sliding_window_attention", sliding_longformer_window, "that is Longformer's convention"),
     ("sliding_window_attention", sliding_window_counts_query, "Hugging Face's sliding_window masks and of gpt-oss"),
+    ("sliding_window_attention", sliding_per_query_unclipped, "counts from the end"),
+    ("sliding_window_attention", sliding_blocks_unclipped, "first = max(0, start - window)"),
     ("sliding_window_attention", sliding_fixed_block_1024, "Derive the block size from the window"),
     ("sliding_window_attention", sliding_slice_ends_at_block, "the key slice of a block is too short"),
     ("sliding_window_attention", sliding_slice_starts_at_block, "the key slice of a block is too short"),
