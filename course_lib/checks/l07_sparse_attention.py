@@ -39,6 +39,21 @@ def _window_made_causal(n, window):
     return (offsets.abs() <= window) & (offsets >= 0)  # (n, n): only the keys behind
 
 
+def _window_one_too_wide(n, window):
+    return _offsets(n).abs() <= window + 1  # (n, n): one key too many on each side
+
+
+def _window_lopsided(n, window):
+    offsets = _offsets(n)  # (n, n): i - j
+    return (offsets <= window) & (offsets > -window)  # (n, n): window keys behind, window - 1 ahead
+
+
+def _window_lopsided_either_way(case, got, expected) -> bool:
+    """window keys on one side, window - 1 on the other, whichever side is short."""
+    mirrored = lambda n, window: _window_lopsided(n, window).T  # (n, n): window - 1 behind, window ahead
+    return like(_window_lopsided)(case, got, expected) or like(mirrored)(case, got, expected)
+
+
 def _window_reversed(n, window):
     return _offsets(n).abs() > window  # (n, n): True = masked, the opposite convention
 
@@ -81,6 +96,11 @@ check_sliding_window_mask = Check(
         Mistake("you made it causal (j <= i only): the sliding window looks both ways, |i - j| <= window.",
                 like(_window_made_causal)),
         Mistake("the meaning is reversed: True = may attend, i.e. inside the window.", like(_window_reversed)),
+        Mistake("off by one the other way: your window reaches window + 1 keys on each side. |i - j| <= window keeps "
+                "the query and window keys on each side, 2·window + 1 in all.", like(_window_one_too_wide)),
+        Mistake("the window is lopsided: window keys on one side of the query and window - 1 on the other (a range "
+                "such as i - window < j <= i + window, or j - i < window with i - j <= window). Both ends are included "
+                "on both sides: |i - j| <= window.", _window_lopsided_either_way),
         Mistake(_WHOLE_WIDTH + " Use |i - j| <= window, not <= window / 2.", _window_read_as_whole_width),
     ),
     what="Boolean (n, n), True where |i − j| ≤ window, both sides, ends included; window ≥ n is all True.",
@@ -200,6 +220,30 @@ def _causal_window_ahead(query, key, value, window, is_causal=False):
     offsets = _offsets(query.shape[-2])  # (T, T): i - j
     ahead = (offsets <= 0) if is_causal else True  # (T, T): keys i … i + window instead of i - window … i
     return _dense_window_attention(query, key, value, (offsets.abs() <= window) & ahead)
+
+
+def _causal_window_without_own_key(query, key, value, window, is_causal=False):
+    """A causal window with j < i instead of j <= i: query 0 has no key, so torch.softmax gives it NaN."""
+    import torch
+
+    offsets = _offsets(query.shape[-2])  # (T, T): i - j
+    allowed = (offsets.abs() <= window) & ((offsets > 0) if is_causal else True)  # (T, T)
+    scores = (query @ key.transpose(-2, -1) / query.shape[-1] ** 0.5).masked_fill(~allowed, float("-inf"))  # (..., T, T)
+    return torch.softmax(scores, dim=-1) @ value  # (..., T, Dv): NaN where a row has no key
+
+
+def _excludes_own_key(case, got, expected) -> bool:
+    """On a causal case, ``got`` leaves out each query's own key (NaN or zeros where no key is left)."""
+    import torch
+
+    if not case.kwargs.get("is_causal"):
+        return False
+    if like(_causal_window_without_own_key)(case, got, expected):
+        return True
+    if not hasattr(got, "nan_to_num"):
+        return False
+    wanted = _causal_window_without_own_key(*case.args, **case.kwargs).nan_to_num(0.0)  # masked_softmax's zeros
+    return bool(torch.allclose(got.detach().double().nan_to_num(0.0), wanted.double(), rtol=1e-3, atol=1e-4))
 
 
 def _window_attention_unscaled(query, key, value, window, is_causal=False):
@@ -366,6 +410,9 @@ check_sliding_window_attention = Check(
                 _ignores_is_causal),
         Mistake("your causal window looks into the future: keep keys i - window <= j <= i.",
                 like(_causal_window_ahead)),
+        Mistake("your causal window leaves out each query's own key (j < i): keep i - window <= j <= i, the "
+                "diagonal included. With j < i query 0 has no key at all, and the softmax of a row of -inf is NaN.",
+                _excludes_own_key),
         Mistake("the padding is attended: near the edges the band holds positions outside 0 … T-1 (zeros after "
                 "padding), and they got weight. Mask them with -inf like the keys outside the window.",
                 like(_zero_padded_keys)),

@@ -47,6 +47,17 @@ def window_centred_counting_query(n, window):
     return offsets.abs() <= (window - 1) // 2
 
 
+def window_one_too_wide(n, window):
+    offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # (n, n): i - j
+    return offsets.abs() <= window + 1
+
+
+def window_lopsided(n, window):
+    """-window <= j - i < window: the last key ahead is left out."""
+    offsets = torch.arange(n)[None, :] - torch.arange(n)[:, None]  # (n, n): j - i
+    return (offsets >= -window) & (offsets < window)
+
+
 def strided_not_causal(n, stride):
     offsets = torch.arange(n)[:, None] - torch.arange(n)[None, :]
     return (offsets.abs() < stride) | (offsets % stride == 0)
@@ -221,6 +232,14 @@ def sliding_blocks_unclipped(query, key, value, window, is_causal=False):
     return torch.cat(outputs, dim=-2)
 
 
+def sliding_causal_strict(query, key, value, window, is_causal=False):
+    """A causal window written as 0 < i - j <= window: each query's own key is left out."""
+    offsets = torch.arange(query.shape[-2])[:, None] - torch.arange(key.shape[-2])[None, :]  # (T, S): i - j
+    allowed = (offsets.abs() <= window) & (offsets > 0 if is_causal else True)
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ value
+
+
 def sliding_fixed_block_128(query, key, value, window, is_causal=False):
     """A fixed block of 128 queries: at window 4 its tiles are 128 × 136, far below the T·S scores at T = 1024."""
     return sliding_blocks(query, key, value, window, is_causal, 128, window, window)
@@ -290,6 +309,8 @@ WRONG = [
     ("sliding_window_mask", window_reversed, "the meaning is reversed"),
     ("sliding_window_mask", window_split_between_sides, "that is Longformer's convention"),
     ("sliding_window_mask", window_centred_counting_query, "centred on the query, the query counted"),
+    ("sliding_window_mask", window_one_too_wide, "off by one the other way"),
+    ("sliding_window_mask", window_lopsided, "the window is lopsided"),
     ("strided_mask", strided_not_causal, "see the future"),
     ("strided_mask", strided_local_only, "strided part is missing"),
     ("strided_mask", strided_multiples_only, "local part is missing"),
@@ -305,6 +326,7 @@ WRONG = [
     ("sliding_window_attention", sliding_window_counts_query, "Hugging Face's sliding_window masks and of gpt-oss"),
     ("sliding_window_attention", sliding_per_query_unclipped, "counts from the end"),
     ("sliding_window_attention", sliding_blocks_unclipped, "first = max(0, start - window)"),
+    ("sliding_window_attention", sliding_causal_strict, "leaves out each query's own key"),
     ("sliding_window_attention", sliding_fixed_block_1024, "Derive the block size from the window"),
     ("sliding_window_attention", sliding_slice_ends_at_block, "the key slice of a block is too short"),
     ("sliding_window_attention", sliding_slice_starts_at_block, "the key slice of a block is too short"),
