@@ -118,6 +118,26 @@ def _queries_scaled(query, key, value, is_causal=False):
     return _kernel_form(query_features, _elu_plus_one(key), value, _causal_mask(query, is_causal))
 
 
+def _values_through_features(query, key, value, is_causal=False):
+    return _kernel_form(_elu_plus_one(query), _elu_plus_one(key), _elu_plus_one(value), _causal_mask(query, is_causal))
+
+
+def _exp_features(query, key, value, is_causal=False):
+    return _kernel_form(query.exp(), key.exp(), value, _causal_mask(query, is_causal))  # φ = exp, feature by feature
+
+
+def _normaliser_from_raw_inputs(query, key, value):
+    query_features, key_features = _elu_plus_one(query), _elu_plus_one(key)  # (..., T, D), (..., S, D)
+    numerators = query_features @ (key_features.transpose(-2, -1) @ value)  # (..., T, Dv): right
+    return numerators / (query @ key.sum(dim=-2, keepdim=True).transpose(-2, -1))  # (..., T, 1): q·Σk, no φ
+
+
+def _one_normaliser_for_all(query, key, value):
+    query_features, key_features = _elu_plus_one(query), _elu_plus_one(key)  # (..., T, D), (..., S, D)
+    numerators = query_features @ (key_features.transpose(-2, -1) @ value)  # (..., T, Dv): right
+    return numerators / key_features.sum(dim=(-2, -1), keepdim=True)  # every feature of every key: no query in it
+
+
 def _normalised_over_queries(query, key, value):
     similarities = _elu_plus_one(query) @ _elu_plus_one(key).transpose(-2, -1)  # (..., T, S)
     return similarities / similarities.sum(dim=-2, keepdim=True) @ value  # (..., T, Dv): columns sum to 1
@@ -274,6 +294,14 @@ check_linear_attention = Check(
                 "φ(q_i)·Σ_j φ(k_j), one number per query.", like(_normalised_over_queries)),
         Mistake("the queries are scaled by 1/√D: linear attention feeds q and k to φ as they are (the 1/√D of "
                 "softmax attention has no place here).", like(_queries_scaled)),
+        Mistake("φ belongs to the queries and keys only: the values are averaged as they are, o_i = Σ_j w_ij v_j, "
+                "so U = φ(K)ᵀV, not φ(K)ᵀφ(V).", like(_values_through_features)),
+        Mistake("φ(x) = exp(x), feature by feature, is not this exercise's φ, and exp(q)·exp(k) = Σ_d exp(q_d + k_d) "
+                "is not softmax's exp(q·k) either: use φ = elu + 1 (your elu_feature_map).", like(_exp_features)),
+        Mistake("the normaliser uses the raw queries and keys: divide by φ(q_i)·Σ_j φ(k_j), with the same features as "
+                "the numerator, so that each query's weights sum to 1.", like(_normaliser_from_raw_inputs)),
+        Mistake("the normaliser is one number for all queries (every feature of every key summed): each query divides "
+                "by its own φ(q_i)·Σ_j φ(k_j), a dot product with the summed key features.", like(_one_normaliser_for_all)),
     ),
     error_hints=(
         (torch_shape_error,

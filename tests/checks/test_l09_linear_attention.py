@@ -96,6 +96,32 @@ def linear_detached(query, key, value):
     return linear.linear_attention(query.detach(), key.detach(), value.detach())
 
 
+def linear_features_of_values(query, key, value):
+    """φ applied to all three inputs, "for symmetry"."""
+    query_features, key_features = linear_features(query, key)
+    summary = key_features.transpose(-2, -1) @ linear.elu_feature_map(value)
+    return query_features @ summary / (query_features @ key_features.sum(-2, keepdim=True).transpose(-2, -1))
+
+
+def linear_exp_features(query, key, value):
+    """exp as the feature map, "like softmax"."""
+    query_features, key_features = torch.exp(query), torch.exp(key)
+    summary = key_features.transpose(-2, -1) @ value
+    return query_features @ summary / (query_features @ key_features.sum(-2, keepdim=True).transpose(-2, -1))
+
+
+def linear_raw_normaliser(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    numerators = query_features @ (key_features.transpose(-2, -1) @ value)
+    return numerators / (query @ key.sum(-2).unsqueeze(-1))  # q·Σk: the features forgotten below the line
+
+
+def linear_scalar_normaliser(query, key, value):
+    query_features, key_features = linear_features(query, key)
+    numerators = query_features @ (key_features.transpose(-2, -1) @ value)
+    return numerators / key_features.sum(dim=(-2, -1), keepdim=True)  # Σ over keys and features: no query
+
+
 def linear_detached_state(query, key, value):
     """Right to left, but the summary U is detached ("it is a constant state"): value gets no gradient."""
     query_features, key_features = linear_features(query, key)
@@ -406,6 +432,10 @@ WRONG = [
     ("linear_attention", linear_elu_no_plus_one, "without + 1"),
     ("linear_attention", linear_detached, "not connected to autograd"),
     ("linear_attention", linear_scaled, "scaled by 1/√D"),
+    ("linear_attention", linear_features_of_values, "φ belongs to the queries and keys only"),
+    ("linear_attention", linear_exp_features, "φ(x) = exp(x), feature by feature"),
+    ("linear_attention", linear_raw_normaliser, "the normaliser uses the raw queries and keys"),
+    ("linear_attention", linear_scalar_normaliser, "one number for all queries"),
     ("linear_attention", linear_detached_state, "no gradient reaches argument 2"),
     ("linear_attention", linear_detached_normaliser, "the gradient with respect to argument 1 is wrong"),
     ("linear_attention", linear_with_running_sums, "this is the causal version"),
