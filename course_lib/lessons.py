@@ -3,7 +3,8 @@
 Each lesson is three notebooks (``notebooks/``, ``solutions/`` and the generated ``exercises/``, all named by
 its ``stem``), the library modules it teaches with and their tests, the graded functions of its exercise, and
 its explorers. Its checks, their fixtures and its widgets are named after the stem too:
-``course_lib/checks/l<stem>.py``, ``tests/checks/test_l<stem>.py``, ``course_lib/widgets/l<stem>.py``.
+``course_lib/checks/l<stem>.py`` (or, when its mistakes make it long, a package ``course_lib/checks/l<stem>/``
+whose ``mistakes.py`` holds the mistake simulators), ``tests/checks/test_l<stem>.py``, ``course_lib/widgets/l<stem>.py``.
 
 ``tests/test_manifest.py`` checks every row against the files: adding a lesson is one row here plus the files
 it names, and that test says what is still missing (a notebook, a check, a fixture that triggers a diagnosis,

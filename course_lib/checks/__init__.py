@@ -5,7 +5,8 @@ implementation, and prints ✅ with what it verified or ❌ with what went wrong
 never raises and returns a :class:`~course_lib.checking.CheckResult` (``passed``, ``points``, ``max_points``,
 ``message``). The machinery lives in :mod:`course_lib.checking`; the checks live one module per lesson,
 ``l01_attention_by_hand`` … ``l09_linear_attention``, named like the lesson's notebooks and tested in
-``tests/checks/test_<module>.py``. ``CHECKS`` maps each graded function's name to its check, lesson by lesson.
+``tests/checks/test_<module>.py``; a lesson with many diagnoses is a package whose ``mistakes.py`` holds the
+mistake simulators and the ``__init__`` its cases and checks. ``CHECKS`` maps each graded function's name to its check, lesson by lesson.
 """
 from __future__ import annotations
 
