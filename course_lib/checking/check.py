@@ -97,7 +97,7 @@ class Check:
         if all(close(want, have) for want, have in zip(expected, gots)):
             return None
         for mistake in self.mistakes:
-            if mistake.matches(case, got, expected if len(self.outputs) > 1 else expected[0]):
+            if mistake.recognises(case, got, expected if len(self.outputs) > 1 else expected[0]):
                 return mistake.message
         for spec, want, have in zip(self.outputs, expected, gots):
             want_np, have_np = to_numpy(want), to_numpy(have)

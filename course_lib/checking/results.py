@@ -38,6 +38,13 @@ class Mistake:
     message: str
     matches: Callable[[Case, Any, Any], bool]
 
+    def recognises(self, case: Case, got, expected) -> bool:
+        """``matches``, where a predicate that raises (on an answer of a shape it did not expect) is no match."""
+        try:
+            return bool(self.matches(case, got, expected))
+        except Exception:
+            return False
+
 
 @dataclass
 class CheckResult:

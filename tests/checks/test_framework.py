@@ -146,3 +146,15 @@ def test_a_class_without_forward_is_not_called_unimplemented():
     result = checks.CHECKS["SelfAttention"].run(SelfAttentionWithAMisspeltForward)
     assert result.status == "failed" and "no `forward` method" in result.message and "def foward" in result.message
     assert "not implemented" not in result.message
+
+
+def test_a_diagnosis_whose_predicate_raises_is_skipped_not_raised():
+    def breaks(case, got, expected):
+        raise IndexError("a predicate that expected another shape")
+
+    from course_lib.checking import Mistake
+
+    check = Check(**{**checks.check_softmax.__dict__, "mistakes": (Mistake("never said", breaks),
+                                                                    *checks.check_softmax.mistakes)})
+    result = check.run(lambda x, axis=-1: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True))  # no shift
+    assert not result.passed and "never said" not in result.message and "overflow" in result.message
