@@ -453,7 +453,8 @@ check_sliding_window_attention = Check(
          "than a block, window ≥ T, causal), and memory grows like T·window: no (T, S) tensor, at any length.",
     library=TORCH_MODULE_ATTENTION,  # attention on each block is allowed: the band and the blocks are the exercise
     memory_probe=_long_window_case,
-    memory_advice="Compute each block of queries against only the keys within its window, so that memory grows like T·window.",
+    memory_advice=("Compute each block of queries against only the keys within its window, with a block size derived "
+                   "from the window (e.g. max(window, 16)), not a fixed one, so that memory grows like T·window."),
 )
 
 
