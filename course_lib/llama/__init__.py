@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from course_lib.llama import files
 from course_lib.llama.files import fetch, model_path
 from course_lib.llama.model import KVCache, Llama, bottom_right_mask, torch_attention
 from course_lib.llama.tokenizer import Tokenizer
@@ -30,7 +31,17 @@ __all__ = ["Config", "KVCache", "Llama", "Tokenizer", "bottom_right_mask", "chat
 
 def load(path: str | Path | None = None) -> Llama:
     """The model in float32, with its tokenizer, from the fetched GGUF (or ``path``)."""
-    config, weights, reader = read(Path(path) if path is not None else model_path())
+    path = Path(path) if path is not None else model_path()
+    if path == files.default_path() and path.stat().st_size != files.GGUF_BYTES:
+        raise ValueError(f"{path} is not the model this course was tested with ({files.GGUF_BYTES} bytes, got "
+                         f"{path.stat().st_size}): delete it and run `python -m course_lib.llama fetch` again")
+    try:
+        config, weights, reader = read(path)
+    except (ValueError, KeyError, IndexError, OSError) as error:
+        if "Llama" in str(error) or "llama" in str(error):
+            raise
+        raise ValueError(f"{path} could not be read as a GGUF model ({type(error).__name__}: {error}); if it is the "
+                         f"course's copy, delete it and run `python -m course_lib.llama fetch` again") from None
     return Llama(config, weights, Tokenizer(reader))
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from course_lib.llama.quantized import DEQUANTIZERS
+
 
 @dataclass(frozen=True)
 class Config:
@@ -65,12 +67,14 @@ def read_config(reader) -> Config:
 
 
 def read_weights(reader) -> dict[str, torch.Tensor]:
-    """Every tensor of the file, by its GGUF name, as float32: matrices (out, in), vectors (n,)."""
+    """Every tensor of the file, by its GGUF name, as float32: matrices (out, in), vectors (n,). Q4_1 and Q8_0
+    (all of SmolLM2's matrices) are decoded by :mod:`course_lib.llama.quantized`, anything else by ``gguf``."""
     from gguf.quants import dequantize
 
     weights = {}
     for tensor in reader.tensors:
-        values = dequantize(tensor.data, tensor.tensor_type)  # (out, in) or (n,), float32
+        decode = DEQUANTIZERS.get(tensor.tensor_type.name)
+        values = decode(tensor.data) if decode else dequantize(tensor.data, tensor.tensor_type)  # (out, in) or (n,)
         weights[tensor.name] = torch.from_numpy(np.array(values, dtype=np.float32))  # a copy: the file is read-only
     return weights
 
