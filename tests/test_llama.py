@@ -1,10 +1,12 @@
 """Lesson 10's model (course_lib/llama): the download is pinned and checked; the tokenizer is GPT-2's byte-level BPE
-(checked against an independent implementation); the model answers as SmolLM2 does; your attention (lesson 03's
+(checked against an independent implementation); token ids, logits and greedy tokens equal transformers' GGUF
+loader's (stored by tests/reference/make_llama_reference.py); the model answers as SmolLM2 does; your attention (lesson 03's
 sdpa, lesson 06's GQA, lesson 08's flash) in every layer gives torch's logits within 1e-4; the KV cache changes
 the cost, never the tokens, and needs bottom-right alignment when several tokens follow the cache."""
 from __future__ import annotations
 
 import functools
+import json
 import re
 import subprocess
 import zipfile
@@ -190,6 +192,23 @@ def test_the_model_is_smollm2_135m(model):
     assert (config.num_layers, config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim) == (30, 576, 9, 3, 64)
     assert model.num_parameters() == 134_515_008  # the embeddings once: the LM head is tied to them
     assert "output.weight" not in model.weights
+
+
+REFERENCE = json.loads((Path(__file__).parent / "reference" / "llama_reference.json").read_text())
+
+
+@pytest.mark.parametrize("case", REFERENCE["cases"], ids=[c["prompt"][:24] for c in REFERENCE["cases"]])
+def test_ids_logits_and_greedy_tokens_equal_an_independent_implementation(model, case):
+    """transformers' GGUF loader (tests/reference/make_llama_reference.py, not a dependency) made the reference:
+    its 10 largest logits at every position, within 1e-4, and its greedy continuation."""
+    assert model.tokenizer.encode(case["prompt"]) == case["ids"]
+    with torch.inference_mode():
+        logits = model(torch.tensor([case["ids"]]))[0]  # (T, vocab)
+    top_ids = torch.tensor(case["top_ids"])  # (T, 10)
+    assert (logits.gather(1, top_ids) - torch.tensor(case["top_logits"])).abs().max() < LOGIT_TOLERANCE
+    assert torch.equal(logits.argmax(dim=-1), top_ids[:, 0])
+    continuation = model.generate(torch.tensor([case["ids"]]), len(case["greedy"]), stop_ids=())
+    assert continuation[0, len(case["ids"]):].tolist() == case["greedy"]
 
 
 def test_it_answers_the_question_as_smollm2_does(model):
