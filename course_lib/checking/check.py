@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -201,6 +202,7 @@ class Check:
             have = gradients.get(name)
             if want is None:
                 continue
+            name = self.argument_name(name)
             if have is None:
                 return (f"no gradient reaches {name}: something in your function cuts it off from autograd "
                         f"(.detach(), .numpy(), torch.tensor(...), or a state that is detached).")
@@ -209,6 +211,17 @@ class Check:
                     return f"the gradient with respect to {name} is not finite."
                 return f"the gradient with respect to {name} is wrong: {first_difference(want, have)}."
         return None
+
+    def argument_name(self, position: str) -> str:
+        """``"argument 2"`` as the parameter's name, ``value``, when the function is called with the case's arguments."""
+        index = int(position.rpartition(" ")[2])
+        if self.call is not None:  # an adapter builds the call: the case's arguments are not the parameters
+            return position
+        try:
+            parameters = list(inspect.signature(self.solution).parameters)
+        except (TypeError, ValueError):
+            return position
+        return f"`{parameters[index]}`" if index < len(parameters) else position
 
     def __call__(self, function, seed: int = 0) -> CheckResult:
         """Run the check and print its verdict (what the learner calls in a notebook)."""
