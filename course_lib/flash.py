@@ -21,7 +21,7 @@ from torch import Tensor
 
 from course_lib.validation import require_attention_inputs
 
-DEFAULT_BLOCK_SIZE = 256  # on a 2-core CPU, 256-1024 run as fast as torch's fused kernel; 64 is 3-4x slower
+DEFAULT_BLOCK_SIZE = 256  # on a CPU, tiles of a few hundred keys keep the loop's overhead small (benchmarks/flash_attention.py)
 
 
 # ----------------------------------------------------------------------------------------------------------
