@@ -183,6 +183,8 @@ def test_control_tokens_are_single_ids_and_the_prompt_is_the_chat_template(model
                                                "trained by Hugging Face<|im_end|>\n<|im_start|>user\n"
                                                f"{QUESTION}<|im_end|>\n<|im_start|>assistant\n")
     assert tokenizer.encode("2024") == [tokenizer.vocab[d] for d in "2024"]  # digits one by one
+    paris = tokenizer.encode(" Paris")
+    assert tokenizer.decode(torch.tensor(paris[0])) == tokenizer.decode(paris[0]) == tokenizer.decode(paris) == " Paris"
 
 
 # The model ---------------------------------------------------------------------------------------------------

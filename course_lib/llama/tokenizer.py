@@ -47,7 +47,9 @@ class Tokenizer:
         return self._bpe.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids, skip_special: bool = False) -> str:
-        ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+        """The text of token ids: a list, a 1-D tensor, or one id (an int or a 0-d tensor)."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids
+        ids = [int(i) for i in (ids if isinstance(ids, (list, tuple)) else [ids])]
         bad = [i for i in ids if not 0 <= i < len(self.vocab)]
         if bad:
             raise ValueError(f"token ids must lie in 0..{len(self.vocab) - 1}, got {bad[:5]}")
