@@ -68,9 +68,10 @@ def run_mha(cls, embed_dim, num_heads, torch_weights, query, memory, bias=True, 
             for name, part in zip(("query", "key", "value"), torch_weights["in_proj_bias"].chunk(3)):
                 getattr(module, name).bias.copy_(part)
             module.output.bias.copy_(torch_weights["out_proj.bias"])
+    value_omitted = options.pop("value_omitted", False)  # module(query, key): the value defaults to the key
     if memory is query:
         return module(query, **options)
-    return module(query, memory, memory, **options)
+    return module(query, memory, **options) if value_omitted else module(query, memory, memory, **options)
 
 
 def validate_mha(cls) -> str | None:
@@ -116,12 +117,15 @@ def mha_contract(cls, embed_dim, num_heads):
 
 
 def as_number(function, case):
-    """Call a function that returns a count; hand the checker a float64 array (the checks compare arrays)."""
+    """Call a function that returns a count; hand the checker a 0-d array (the checks compare arrays): int64 for
+    a whole number, so that it is compared exactly (one byte off is wrong), float64 for anything else."""
     result = function(*case.args, **case.kwargs)
     if hasattr(result, "item") and getattr(result, "ndim", None) == 0:
         result = result.item()
     if isinstance(result, bool) or not isinstance(result, numbers.Real):
         return result  # judged as it is: the verdict says what kind of value came back
+    if isinstance(result, numbers.Integral) and abs(int(result)) < 2 ** 63:
+        return np.asarray(int(result), dtype=np.int64)
     return np.asarray(float(result))
 
 

@@ -196,8 +196,9 @@ class Check:
         if expected is None:
             return None
         if all(g is None for g in gradients.values()):
-            return ("your output is not connected to autograd (requires_grad is False): avoid .detach(), .numpy() "
-                    "and torch.tensor(...) on intermediate results, so that training can backpropagate.")
+            return ("your output is not connected to autograd: no gradient reaches any input. Avoid .detach(), "
+                    ".numpy(), torch.no_grad() and torch.tensor(...) on intermediate results, so that training can "
+                    "backpropagate.")
         for name, want in expected.items():
             have = gradients.get(name)
             if want is None:
@@ -208,7 +209,9 @@ class Check:
                         f"(.detach(), .numpy(), torch.tensor(...), or a state that is detached).")
             if not close(want, have, rtol=1e-3, atol=1e-4):
                 if not bool(np.isfinite(to_numpy(have)).all()):
-                    return f"the gradient with respect to {name} is not finite."
+                    return (f"the gradient with respect to {name} is not finite. A common cause: torch.where "
+                            f"(or masking) keeps a branch it did not choose in the backward pass, so exp of a large "
+                            f"number (inf) times 0 gives NaN; clamp inside that branch, or use torch's function.")
                 return f"the gradient with respect to {name} is wrong: {first_difference(want, have)}."
         return None
 

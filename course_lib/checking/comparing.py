@@ -21,7 +21,7 @@ def to_numpy(value) -> np.ndarray:
 
 
 def close(a, b, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
-    """Same shape and values within tolerance; NaNs only where the other has NaNs.
+    """Same shape and values within tolerance; NaNs only where the other has NaNs; integers exactly.
 
     The tolerances accept float32 round-off (about 1e-7 relative per operation, a few dozen operations deep)
     and any correct float64 answer, while every mistake the checks diagnose moves values by far more.
@@ -34,6 +34,8 @@ def close(a, b, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
         return False
     if a.dtype == bool or b.dtype == bool:
         return a.dtype == b.dtype and bool(np.array_equal(a, b))
+    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
+        return bool(np.array_equal(a, b))  # counts: exactly, or not at all
     try:
         return bool(np.allclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True))
     except (TypeError, ValueError):
@@ -41,7 +43,8 @@ def close(a, b, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
 
 
 def like(wrong: Callable[..., Any]) -> Callable[[Case, Any, Any], bool]:
-    """A mistake predicate: the learner's answer equals what ``wrong(*case.args, **case.kwargs)`` returns."""
+    """A mistake predicate: the learner's answer equals what ``wrong(*case.args, **case.kwargs)`` returns, on a
+    case where that differs from the right answer (a mistake that comes out right here explains nothing)."""
 
     def matches(case: Case, got, expected) -> bool:
         try:
@@ -50,8 +53,13 @@ def like(wrong: Callable[..., Any]) -> Callable[[Case, Any, Any], bool]:
         except Exception:
             return False
         if isinstance(mistaken, tuple):
+            if isinstance(expected, tuple) and len(expected) == len(mistaken) and all(
+                    close(m, e) for m, e in zip(mistaken, expected)):
+                return False
             return (isinstance(got, (tuple, list)) and len(got) == len(mistaken)
                     and all(close(g, m, rtol=1e-3, atol=1e-4) for g, m in zip(got, mistaken)))
+        if close(mistaken, expected):
+            return False
         return close(got, mistaken, rtol=1e-3, atol=1e-4)
 
     return matches
@@ -83,6 +91,8 @@ def structure_problem(got, spec: Output) -> str | None:
             return f"{spec.name}: expected a torch tensor, got {describe_type(got)}."
     if spec.dtype == "bool" and got.dtype not in (bool, np.bool_) and str(got.dtype) != "torch.bool":
         return f"{spec.name}: expected a boolean array (True = may attend), got dtype {got.dtype}. Use dtype=bool."
+    if spec.dtype == "count" and not np.issubdtype(to_numpy(got).dtype, np.number):
+        return f"{spec.name}: expected a number, got dtype {got.dtype}."
     if spec.dtype == "float" and not (np.issubdtype(to_numpy(got).dtype, np.floating)):
         return f"{spec.name}: expected floating-point numbers, got dtype {got.dtype}."
     return None
@@ -95,7 +105,10 @@ def first_difference(expected, got) -> str:
         gap = np.abs(expected - got)
     gap = np.where(np.isnan(gap), np.inf, gap)
     index = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.size else ()
+    want, have = float(expected[index]), float(got[index])
+    if want.is_integer() and have.is_integer() and max(abs(want), abs(have)) >= 1e6:  # counts: every digit shows
+        return f"largest difference {gap[index]:,.0f}: expected {want:,.0f}, got {have:,.0f}"
     return (
         f"largest difference {float(gap[index]):.3g} at index {tuple(int(i) for i in index)}: "
-        f"expected {float(expected[index]):.6g}, got {float(got[index]):.6g}"
+        f"expected {want:.6g}, got {have:.6g}"
     )

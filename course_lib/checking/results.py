@@ -28,7 +28,7 @@ class Output:
 
     name: str = "result"
     kind: str = "numpy"  # "numpy" or "torch"
-    dtype: str = "float"  # "float" or "bool"
+    dtype: str = "float"  # "float", "bool", or "count" (a whole number, compared exactly; a float by value)
 
 
 @dataclass

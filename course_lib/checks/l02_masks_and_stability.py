@@ -17,7 +17,8 @@ from course_lib.checks.l01_attention_by_hand import ATTENTION_MISTAKES, broadcas
 # causal_mask -----------------------------------------------------------------------------------------------
 
 def _causal_cases(rng):
-    return [Case(f"n={n}", (n,)) for n in (4, 1, 2, int(rng.integers(5, 9)))]
+    sizes = (4, 1, 2, int(rng.integers(5, 9)), int(rng.integers(20, 40)))  # the last beyond any small fixed buffer
+    return [Case(f"n={n}", (n,)) for n in sizes]
 
 
 def _causal_mask_reversed(n):
@@ -64,6 +65,7 @@ def _padding_cases(rng):
         Case("lengths given as a Python list [1, 2, 3] and n=3", ([1, 2, 3], 3)),
         Case("a sequence of length 0: lengths [0, 2] and n=2", (np.array([0, 2]), 2)),
         Case("random lengths", (rng.integers(0, 8, size=5), 7)),
+        Case("a batch of one: lengths [2] and n=3 (the mask keeps its batch axis, (1, 3))", (np.array([2]), 3)),
     ]
 
 

@@ -120,7 +120,7 @@ check_attention_flops = Check(
     implementation="course_lib.cost.attention_flops",
     call=calling.as_number,
     validate=calling.validate_attention_flops,
-    outputs=(Output("flops"),),
+    outputs=(Output("flops", dtype="count"),),
     mistakes=(
         Mistake("you have half the count: 4·T·S·D per head counts both matrix products (Q·Kᵀ and weights·V), each "
                 "with 2 FLOPs (a multiply and an add) per term. Yours counts one product, or multiply-adds (or halves "
@@ -184,6 +184,11 @@ def _four_bytes_always(num_layers, num_kv_heads, head_dim, length, batch_size=1,
     return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * 4
 
 
+def _one_token_more(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    """The cache of length + 1 tokens: the token about to be generated counted too."""
+    return 2 * num_layers * batch_size * num_kv_heads * (length + 1) * head_dim * bytes_per_value
+
+
 def _bytes_per_value_ignored(case, got, expected) -> bool:
     """A case that passes bytes_per_value, answered with 1, 2 or 4 bytes per value instead."""
     return "bytes_per_value" in case.kwargs and any(
@@ -235,8 +240,10 @@ check_kv_cache_bytes = Check(
     implementation="course_lib.cost.kv_cache_bytes",
     call=calling.as_number,
     validate=calling.validate_kv_cache_bytes,
-    outputs=(Output("bytes"),),
+    outputs=(Output("bytes", dtype="count"),),
     mistakes=(
+        Mistake("you count length + 1 tokens: the cache holds a key and a value for each of the `length` tokens "
+                "seen so far; the next token's are added when it has been generated.", like(_one_token_more)),
         Mistake("bytes_per_value is ignored (or fixed): multiply by the bytes of one number, 2 for float16, "
                 "4 for float32, 1 for int8.", _bytes_per_value_ignored),
         # before 'only the keys': on the float16 cases the two agree, and a learner who counted only the keys

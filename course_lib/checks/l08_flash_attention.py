@@ -258,11 +258,29 @@ _diagonal_tiles_skipped = _causal_variant(lambda i, j, block, offset: j // block
 _tile_local_mask = _causal_variant(lambda i, j, block, offset: (j // block <= i // block) & (j % block <= i % block))
 
 
+def _stops_at_the_last_query(i, j, block, offset):
+    """Key blocks kept while k_start < the query block's last query (>= where > was due): the block that
+    starts at a query block's last query, its own key among them, is dropped."""
+    last_query = ((i // block + 1) * block).clamp(max=i.shape[0]) - 1  # (T, 1)
+    return (j <= i) & (j // block * block < last_query)
+
+
+_skip_test_off_by_one = _causal_variant(_stops_at_the_last_query)
+
+
 def _last_key_block_dropped(query, key, value, is_causal=False, block_size=64):
     whole = key.shape[-2] // block_size * block_size  # the keys of the full blocks only
     if whole == 0:
         return query.new_zeros(*query.shape[:-1], value.shape[-1])  # (..., T, Dv): no key at all
     return _dense_attention(query, key[..., :whole, :], value[..., :whole, :], is_causal)
+
+
+def _on_causal_cases(simulator, causal: bool = True):
+    """``like(simulator)``, on the cases with ``is_causal`` as given only (the others cannot show the mistake)."""
+    def matches(case, got, expected) -> bool:
+        return bool(case.kwargs.get("is_causal")) == causal and like(simulator)(case, got, expected)
+
+    return matches
 
 
 def _reads_future_tiles(case, got, expected) -> bool:
@@ -323,21 +341,25 @@ check_flash_attention = Check(
         Mistake("this is the bottom-right causal convention (flash-attn >= 2.1, Hugging Face): with T < S the "
                 "last query sees every key, as a new token does against a KV cache (lesson 06). This exercise uses "
                 "top-left, as torch's is_causal and lesson 03's sdpa do: query i sees keys j <= i, whatever S.",
-                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_bottom_right)(case, got, expected)),
+                _on_causal_cases(_bottom_right)),
         Mistake("the causal mask is reversed: query i sees keys j <= i (the past and itself); yours lets it see "
                 "j >= i. Inside a tile, mask the keys with cols > rows.",
-                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_reversed_mask)(case, got, expected)),
+                _on_causal_cases(_reversed_mask)),
         Mistake("the tiles on the diagonal are skipped: a key block that starts at or before the query block's "
                 "last query holds keys j <= i, the diagonal's own among them. Skip only the key blocks that start "
                 "after the last query, k_start > q_start + Bq - 1, and mask inside the others.",
-                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_diagonal_tiles_skipped)(case, got, expected)),
+                _on_causal_cases(_diagonal_tiles_skipped)),
         Mistake("the causal mask inside a tile compares the tile's own indices (0..block-1): compare positions in "
                 "the sequence, rows = q_start + arange(Bq) and cols = k_start + arange(Bk), so that a tile below "
                 "the diagonal keeps every key.",
-                lambda case, got, expected: bool(case.kwargs.get("is_causal")) and like(_tile_local_mask)(case, got, expected)),
+                _on_causal_cases(_tile_local_mask)),
+        Mistake("the skip test drops one tile too many: a key block that starts at the query block's last query "
+                "holds that query's own key. Stop only when k_start > q_start + Bq - 1 (>, not >=).",
+                _on_causal_cases(_skip_test_off_by_one)),
         Mistake("the last, smaller block of keys is left out: when S is not a multiple of block_size the keys after "
                 "the last full block form a shorter block. Loop with range(0, S, block_size) and slice "
-                "key[..., start:start + block_size, :] (a slice stops at S by itself).", like(_last_key_block_dropped)),
+                "key[..., start:start + block_size, :] (a slice stops at S by itself).",
+                _on_causal_cases(_last_key_block_dropped, causal=False)),
         Mistake("the tiles on the diagonal are not masked: skipping the tiles above the diagonal is not enough, "
                 "inside a tile that crosses it set the scores of keys j > i to -inf (masked_fill) before the update.",
                 _diagonal_tiles_unmasked),

@@ -309,6 +309,18 @@ class SelfAttentionScaledByModel(Projections):
         return zero_safe_softmax(scores) @ v
 
 
+class SelfAttentionProjectsWithoutGrad(Projections):
+    """Right numbers, but the projections run under torch.no_grad(), as if the layer were only ever evaluated."""
+
+    def forward(self, x, attn_mask=None):
+        with torch.no_grad():
+            q, k, v = self.query(x), self.key(x), self.value(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        return zero_safe_softmax(scores) @ v
+
+
 class SelfAttentionUnscaled(Projections):
     def forward(self, x, attn_mask=None):
         return sdpa_unscaled(self.query(x), self.key(x), self.value(x), attn_mask)[0]
@@ -434,7 +446,22 @@ def sdpa_through_a_helper(query, key, value, attn_mask=None, is_causal=False):
     return attend_with_the_alias(query, key, value, attn_mask), None
 
 
+def sdpa_negative_bias_hides(query, key, value, attn_mask=None, is_causal=False):
+    """Treats a float mask as 'negative = masked': fine for 0/-inf masks, wrong for a finite negative bias."""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    if is_causal:
+        attn_mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool).tril()
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    elif attn_mask is not None:
+        scores = torch.where(attn_mask < 0, torch.full_like(scores, float("-inf")), scores + attn_mask)
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    return weights @ value, weights
+
+
 WRONG = [
+    ("SelfAttention", SelfAttentionProjectsWithoutGrad, "your output is not connected to autograd"),
+    ("sdpa", sdpa_negative_bias_hides, "negative numbers hide their keys"),
     ("sdpa", sdpa_mask_reversed, "meaning is reversed"),
     ("sdpa", sdpa_float_mask_multiplied, "added to the scores (it holds 0 or -inf, or a bias), not multiplied"),
     ("sdpa", sdpa_float_mask_multiplied_total_never_zero, "added to the scores (it holds 0 or -inf, or a bias)"),

@@ -178,6 +178,22 @@ class ExerciseForward(Projections):
         return self.output(merged(out)), weights
 
 
+class MultiHeadValueDefaultsToQuery(ExerciseForward):
+    """value = query when no value is given (a slip for 'key'): right whenever key is query, or value is given."""
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        return super().forward(query, key, query if value is None else value, attn_mask, key_padding_mask)
+
+
+class MultiHeadDetachedHeads(ExerciseForward):
+    """Right numbers, but the heads are detached before the output projection: no gradient reaches the input."""
+
+    def forward(self, query, key=None, value=None, attn_mask=None, key_padding_mask=None):
+        q, k, v = self.projected_heads(query, key, value)
+        out, weights = attention.scaled_dot_product_attention(q, k, v, combined_mask(attn_mask, key_padding_mask))
+        return self.output(merged(out).detach()), weights
+
+
 class MultiHeadValueErrorWithoutSizes(ExerciseForward):
     def __init__(self, embed_dim, num_heads, bias=True):
         if embed_dim % num_heads:
@@ -400,6 +416,8 @@ class MultiHeadAnnotatedTransformerStyle(nn.Module):
 
 
 WRONG = [
+    ("MultiHeadAttention", MultiHeadDetachedHeads, "your output is not connected to autograd"),
+    ("MultiHeadAttention", MultiHeadValueDefaultsToQuery, "with no value: the value defaults to the key"),
     ("split_heads", split_by_reshape, "reshaped straight to (B, H, T, D)"),
     ("split_heads", split_without_transpose, "heads axis must come second"),
     ("merge_heads", merge_by_reshape, "Transpose to (B, T, H, D) first"),

@@ -111,6 +111,16 @@ def kv_default_float32(num_layers, num_kv_heads, head_dim, length, batch_size=1,
     return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value
 
 
+def kv_next_token_too(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    tokens = length + 1  # "the cache for generating token length + 1"
+    return 2 * num_layers * num_kv_heads * head_dim * tokens * batch_size * bytes_per_value
+
+
+def kv_one_byte_over(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
+    header = 1  # a byte of bookkeeping that no cache has
+    return 2 * num_layers * num_kv_heads * head_dim * length * batch_size * bytes_per_value + header
+
+
 # kv_cache_bytes: right --------------------------------------------------------------------------------------
 
 def kv_per_token(num_layers, num_kv_heads, head_dim, length, batch_size=1, bytes_per_value=2):
@@ -210,6 +220,8 @@ WRONG = [
     ("attention_flops", flops_with_scaling_once, "you added a few operations per score"),
     ("attention_flops", flops_d_minus_one_adds, "D − 1 adds"),
     ("kv_cache_bytes", kv_keys_only, "only the keys"),
+    ("kv_cache_bytes", kv_next_token_too, "you count length + 1 tokens"),
+    ("kv_cache_bytes", kv_one_byte_over, "largest difference 1: expected"),
     ("kv_cache_bytes", kv_no_batch, "batch_size is ignored"),
     ("kv_cache_bytes", kv_fixed_float16, "bytes_per_value is ignored"),
     ("kv_cache_bytes", kv_numbers, "you counted numbers, not bytes"),

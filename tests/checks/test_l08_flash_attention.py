@@ -217,6 +217,12 @@ def flash_skips_diagonal(query, key, value, is_causal=False, block_size=64):
                   lambda i, j: (j <= i) if is_causal else torch.ones_like(i * j, dtype=torch.bool))
 
 
+def flash_skip_test_off_by_one(query, key, value, is_causal=False, block_size=64):
+    """Stops at the key block that starts at the query block's last query: >= where > was due."""
+    return _tiled(query, key, value, block_size, lambda qs, qe, ks: not is_causal or ks < qe - 1,
+                  lambda i, j: (j <= i) if is_causal else torch.ones_like(i * j, dtype=torch.bool))
+
+
 def flash_local_indices(query, key, value, is_causal=False, block_size=64):
     """Masks each kept tile with its own row and column numbers, 0..block-1, not positions in the sequence."""
     return _tiled(query, key, value, block_size, lambda qs, qe, ks: not is_causal or ks < qe,
@@ -290,6 +296,7 @@ WRONG = [
     ("flash_attention", flash_reversed_mask, "the causal mask is reversed"),
     ("flash_attention", flash_skips_diagonal, "the tiles on the diagonal are skipped"),
     ("flash_attention", flash_local_indices, "compares the tile's own indices"),
+    ("flash_attention", flash_skip_test_off_by_one, "the skip test drops one tile too many"),
     ("flash_attention", flash_full_blocks_only, "the last, smaller block of keys is left out"),
     ("flash_attention", flash_state_as_wide_as_queries, "The output is as wide as the values"),
     ("flash_attention", flash_precomputed_mask, "neither scores nor weights nor a (T, S) mask"),

@@ -417,7 +417,13 @@ def features_einsum(x, omega):
     return torch.exp(projections - squared_norms / 2 - 0.5 * math.log(omega.shape[0]))
 
 
+def elu_where_both_branches(x):
+    """x + 1 above zero, exp(x) below, with torch.where: right values, but exp(100) = inf poisons the gradient."""
+    return torch.where(x > 0, x + 1, torch.exp(x))
+
+
 WRONG = [
+    ("elu_feature_map", elu_where_both_branches, "is not finite. A common cause: torch.where"),
     ("elu_feature_map", elu_no_plus_one, "+ 1 is missing"),
     ("elu_feature_map", elu_as_relu, "relu(x) + 1"),
     ("elu_feature_map", elu_as_exp, "grows linearly"),
@@ -425,7 +431,7 @@ WRONG = [
     ("elu_feature_map", elu_shifted_inside, "+ 1 belongs outside elu"),
     ("elu_feature_map", elu_shift_only, "x + 1 is negative below -1"),
     ("elu_feature_map", elu_through_numpy, "Stay in torch"),
-    ("elu_feature_map", elu_numpy_detached, "not connected to autograd (requires_grad is False): avoid .detach(), .numpy()"),
+    ("elu_feature_map", elu_numpy_detached, "not connected to autograd: no gradient reaches any input. Avoid .detach(), .numpy()"),
     ("linear_attention", linear_unnormalised, "not normalised"),
     ("linear_attention", linear_quadratic, "never φ(Q)φ(K)ᵀ"),
     ("linear_attention", linear_softmax, "softmax attention"),

@@ -27,6 +27,7 @@ def _softmax_cases(rng):
         Case("a (3, 4) matrix, softmax along each row (axis=-1)", (rows,)),
         Case("a (2, 3, 5) batch", (random(rng, 2, 3, 5),)),
         Case("a (3, 4) matrix with axis=0 (columns sum to 1)", (random(rng, 3, 4),), {"axis": 0}),
+        Case("a (2, 3, 5) batch with axis=1, a middle axis", (random(rng, 2, 3, 5),), {"axis": 1}),
         Case("large logits [[1000, 1001, 1002]] (overflow test)", (np.array([[1000.0, 1001.0, 1002.0]]),)),
         Case("very negative logits [[-1000, -1001, -1002]] (underflow test)", (np.array([[-1000.0, -1001.0, -1002.0]]),)),
         # only each row's own maximum keeps every exponent <= 0 with one of them exactly 0, in the next three
@@ -70,7 +71,8 @@ check_softmax = Check(
                 "np.minimum) or rescaling the logits changes the gaps between them, and softmax depends on those "
                 f"gaps. Only a shift by the same number for a whole row is free: {_ROW_MAXIMUM}.",
                 _finite_but_wrong_on_large_logits),
-        Mistake("you ignore the `axis` argument: with axis=0 each column must sum to 1. Pass axis=axis to np.max "
+        Mistake("you ignore the `axis` argument, for this case's axis at least (see the case): softmax normalises along "
+                "the axis it is given, any of them (axis=0: each column sums to 1). Pass axis=axis to np.max "
                 "and np.sum.", _axis_ignored),
         Mistake("softmax over the wrong axis: with axis=-1 each row (the last axis) must sum to 1, but your "
                 "columns do. Use axis=axis in np.max and np.sum.", like(_softmax_over_the_wrong_axis)),

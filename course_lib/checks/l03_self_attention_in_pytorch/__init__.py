@@ -23,6 +23,10 @@ def _sdpa_cases(rng):
     additive = torch.zeros(4, 6)
     additive[:, 4:] = float("-inf")
     additive[:, 0] = 1.5  # an additive mask may also hold a bias
+    biased = torch.zeros(4, 6)
+    biased[:, 1], biased[:, 3] = -0.7, -2.0  # negative biases (ALiBi's are): they weigh keys down, not out
+    biased[:, 5] = float("-inf")
+    biased[2] = float("-inf")  # a fully masked row in a float mask: zeros, as with a boolean mask (and torch)
     grad_inputs = [tensor(rng, 2, 3, 4).requires_grad_() for _ in range(3)]
     return [
         Case("query (2, 3, 4), key (2, 5, 4), value (2, 5, 3), no mask", (tensor(rng, 2, 3, 4), tensor(rng, 2, 5, 4), tensor(rng, 2, 5, 3))),
@@ -36,6 +40,9 @@ def _sdpa_cases(rng):
              {"is_causal": True}),
         Case("is_causal=True with T = 3 queries and S = 5 keys (mask (T, S), lower triangle from the top left)",
              (tensor(rng, 2, 3, 4), tensor(rng, 2, 5, 4), tensor(rng, 2, 5, 4)), {"is_causal": True}),
+        Case("an additive float attn_mask (4, 6) with negative biases -0.7 and -2 (they weigh keys down, not out) "
+             "and a row that is all -inf (its output is zeros, as with a boolean mask)",
+             (tensor(rng, 2, 4, 5), tensor(rng, 2, 6, 5), tensor(rng, 2, 6, 2)), {"attn_mask": biased}),
         Case("float64 inputs (3, 7), (4, 7), (4, 2)",
              (tensor(rng, 3, 7, dtype="float64"), tensor(rng, 4, 7, dtype="float64"), tensor(rng, 4, 2, dtype="float64"))),
         Case("inputs that require gradients (autograd must flow through)", tuple(grad_inputs)),
@@ -74,6 +81,9 @@ def _self_attention_cases(rng):
     ):
         weights = {name: tensor(rng, d_head, d_model) / d_model ** 0.5 for name in ("query", "key", "value")}
         cases.append(Case(label, (d_model, d_head, weights, tensor(rng, batch, length, d_model), mask)))
+    weights = {name: tensor(rng, 4, 8) / 8 ** 0.5 for name in ("query", "key", "value")}
+    cases.append(Case("d_model=8, d_head=4, x (2, 5, 8) that requires gradients (training backpropagates through "
+                      "the layer)", (8, 4, weights, tensor(rng, 2, 5, 8).requires_grad_(), None)))
     return cases
 
 

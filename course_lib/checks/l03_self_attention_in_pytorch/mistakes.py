@@ -267,6 +267,15 @@ def _float_mask_bias_dropped(query, key, value, attn_mask=None, is_causal=False)
     return _attend(query, key, value, attn_mask, is_causal, add=_hide_where_minus_inf)
 
 
+def _add_hiding_negatives(scores, mask):
+    return scores + mask.masked_fill(mask < 0, float("-inf"))  # (..., T, S): a negative bias read as -inf
+
+
+def _negative_bias_read_as_masked(query, key, value, attn_mask=None, is_causal=False):
+    """Every negative number of the float mask hides its key, as -inf does: a bias such as -0.7 is lost."""
+    return _attend(query, key, value, attn_mask, is_causal, add=_add_hiding_negatives)
+
+
 def _strict_lower_triangle(query, key):
     import torch
 
@@ -348,6 +357,9 @@ _TORCH_ATTENTION_MISTAKES = (
             like(_float_mask_read_as_bool)),
     Mistake("your float attn_mask's -inf entries hide keys, but its other numbers (a bias such as 1.5) are "
             "dropped: add the whole mask to the scores: scores + attn_mask.", like(_float_mask_bias_dropped)),
+    Mistake("your float attn_mask's negative numbers hide their keys, as -inf does: only -inf hides a key; a "
+            "finite negative bias (-0.7 here; ALiBi's biases are negative) is added to the scores and weighs its "
+            "key down, not out. Add the whole mask: scores + attn_mask.", like(_negative_bias_read_as_masked)),
     Mistake("softmax over the wrong dimension: each query's weights (dim=-1) must sum to 1.",
             like(_softmax_over_queries)),
     Mistake("a query whose keys are all masked gives NaN. Like torch >= 2.5, such a row must get zero weights "

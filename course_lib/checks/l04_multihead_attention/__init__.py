@@ -95,6 +95,8 @@ def _mha_cases(rng):
         ("a causal attn_mask (5, 5) and a key_padding_mask (B, S) = (2, 5) together: a query may attend a key "
          "only where both masks say True", 12, 3, 2, 5, 5, "causal+padding"),
         ("MultiHeadAttention(12, 3, bias=False), x (2, 4, 12): no projection has a bias", 12, 3, 2, 4, 4, "no bias"),
+        ("layer(query, key) with no value: the value defaults to the key, query (2, 4, 8), key (2, 6, 8)",
+         8, 2, 2, 4, 6, "value omitted"),
     ):
         # the weights of a torch.nn.MultiheadAttention(embed_dim, num_heads), as plain tensors
         weights = {"in_proj_weight": tensor(rng, 3 * embed_dim, embed_dim) / embed_dim ** 0.5,
@@ -108,10 +110,16 @@ def _mha_cases(rng):
             options["attn_mask"] = torch.ones(length, length, dtype=torch.bool).tril()  # (T, S)
         if kind in ("padding", "causal+padding"):
             options["key_padding_mask"] = torch.tensor([[True] * source, [True] * 3 + [False] * (source - 3)])  # (B, S)
+        if kind == "value omitted":
+            options["value_omitted"] = True
         if kind == "no bias":
             weights = {name: weight for name, weight in weights.items() if "bias" not in name}
             options["bias"] = False
         cases.append(Case(label, (embed_dim, num_heads, weights, query, memory), options))
+    embed_dim, num_heads, weights, x, _ = cases[0].args  # the first case again, its input requiring gradients
+    x = x.detach().clone().requires_grad_()  # (B, T, E)
+    cases.append(Case("self-attention, E=8, H=2, x (2, 5, 8) that requires gradients (training backpropagates "
+                      "through the layer)", (embed_dim, num_heads, weights, x, x)))
     # last, once the numbers are right: the contract of the constructor, judged on its own
     cases.append(Case(CONTRACT_LABEL, (10, 3)))
     return cases

@@ -34,6 +34,8 @@ def _elu_feature_map_cases(rng):
         Case("float64 x of shape (3, 5)", (tensor(rng, 3, 5, dtype="float64"),)),
         Case("x (3, 4) that requires gradients (stay in torch: training backpropagates through φ)",
              (tensor(rng, 3, 4).requires_grad_(),)),
+        Case("x = [-30, -1, 0.5, 100] that requires gradients (the gradient must stay finite where exp(x) would "
+             "overflow float32)", (torch.tensor([-30.0, -1.0, 0.5, 100.0]).requires_grad_(),)),
     ]
 
 
