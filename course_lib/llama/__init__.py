@@ -11,7 +11,7 @@ Modules: :mod:`~course_lib.llama.files` (where the model comes from, and the one
 :mod:`~course_lib.llama.weights` (GGUF to float32), :mod:`~course_lib.llama.tokenizer` (byte-level BPE),
 :mod:`~course_lib.llama.model` (the decoder, its attention hook and KV cache).
 
-Lesson: notebooks/10_capstone.ipynb (to come). Tests: tests/test_llama.py.
+Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ import torch
 
 from course_lib.llama import files
 from course_lib.llama.files import fetch, model_path
-from course_lib.llama.model import KVCache, Llama, bottom_right_mask, torch_attention
+from course_lib.llama.model import KVCache, Llama, bottom_right_mask, cached_attention, torch_attention
 from course_lib.llama.tokenizer import Tokenizer
 from course_lib.llama.weights import Config, read
 
-__all__ = ["Config", "KVCache", "Llama", "Tokenizer", "bottom_right_mask", "chat", "fetch", "load", "model_path",
-           "torch_attention"]
+__all__ = ["Config", "KVCache", "Llama", "Tokenizer", "bottom_right_mask", "cached_attention", "chat", "fetch", "load",
+           "model_path", "torch_attention"]
 
 
 def load(path: str | Path | None = None) -> Llama:

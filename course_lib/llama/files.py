@@ -9,7 +9,7 @@ its hash pinned), checks the GGUF inside against its own pinned hash, and unpack
 ``python3 course.py lab`` and ``python3 course.py test`` run :func:`fetch` during set-up; so does
 ``python -m course_lib.llama fetch`` (for conda environments and Binder).
 
-Lesson: notebooks/10_capstone.ipynb (to come). Tests: tests/test_llama.py.
+Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ takes them. It is called as:
 ``fn`` may return the output or a tuple whose first element is the output (lesson 03's sdpa returns the
 weights too). The KV cache (:class:`KVCache`) keeps every layer's keys and values, after RoPE.
 
-Lesson: notebooks/10_capstone.ipynb (to come). Tests: tests/test_llama.py.
+Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
 from __future__ import annotations
 
@@ -46,6 +46,25 @@ def torch_attention(query, key, value, attn_mask=None, is_causal=False):
 def bottom_right_mask(num_queries: int, num_keys: int) -> torch.Tensor:
     """(T, S) bool: the last T of S positions are the queries, so query i sees keys j <= S - T + i."""
     return torch.ones(num_queries, num_keys, dtype=torch.bool).tril(diagonal=num_keys - num_queries)  # (T, S)
+
+
+def cached_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Causal attention for the T newest tokens against all S tokens so far (S >= T): output (..., T, Dv).
+
+    query (..., T, D) holds the new tokens, at positions S - T .. S - 1; key (..., S, D) and value (..., S, Dv)
+    hold every token, the cached ones first. New token i sees keys j <= S - T + i (the mask aligned
+    bottom-right). T = S is ordinary causal attention; T = 1 one decoding step, which sees every key.
+    Exercise 10's first graded function.
+    """
+    from course_lib.attention import masked_softmax
+
+    num_queries, num_keys = query.shape[-2], key.shape[-2]
+    if num_queries > num_keys:
+        raise ValueError(f"query holds {num_queries} new tokens but key only {num_keys}: the keys include the new "
+                         f"tokens, so S >= T (query {tuple(query.shape)}, key {tuple(key.shape)})")
+    scores = query @ key.transpose(-2, -1) / query.shape[-1] ** 0.5  # (..., T, S)
+    hidden = ~bottom_right_mask(num_queries, num_keys)  # (T, S): True above the shifted diagonal
+    return masked_softmax(scores.masked_fill(hidden, float("-inf"))) @ value  # (..., T, Dv)
 
 
 class KVCache:

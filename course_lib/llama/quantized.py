@@ -11,7 +11,7 @@ integers (llama.cpp's ``ggml-quants``):
 So Q4_1 spends 20 bytes on 32 weights, 5 bits each, where float32 spends 32. tests/test_llama.py proves both
 decoders equal the ``gguf`` package's, which :mod:`course_lib.llama.weights` uses for everything else.
 
-Lesson: notebooks/10_capstone.ipynb (to come). Tests: tests/test_llama.py.
+Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ word-and-space pattern), each piece's bytes are mapped to printable characters, 
 in the order the merge list gives. The control tokens (``<|im_start|>``, ``<|im_end|>``, ...) are matched
 whole, before any splitting. The chat template, also in the file, wraps a question in those tokens.
 
-Lesson: notebooks/10_capstone.ipynb (to come). Tests: tests/test_llama.py.
+Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ rows so that the pairs sit side by side, (2i, 2i + 1): the **interleaved** layou
 ``apply_rope``. So lesson 05's RoPE applies to these weights as they are. :func:`rotate_half_order` undoes
 the reordering, for comparison with Hugging Face's convention (tests/test_llama.py proves both agree).
 
-Lesson: notebooks/10_capstone.ipynb (to come). Tests: tests/test_llama.py.
+Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
 from __future__ import annotations
 
