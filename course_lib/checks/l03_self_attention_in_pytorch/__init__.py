@@ -8,10 +8,13 @@ from __future__ import annotations
 from course_lib import calling
 from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, tensor
+from course_lib.checks.l03_self_attention_in_pytorch.layer_mistakes import (
+    _layer_keys_from_query, _layer_mask_reversed, _layer_queries_and_keys_swapped, _layer_softmax_over_queries,
+    _layer_unscaled, _layer_values_from_key, _mask_ignored_on_a_masked_case, _multiplied_by_a_layer_weight,
+    _scaled_by_d_model,
+)
 from course_lib.checks.l03_self_attention_in_pytorch.mistakes import (
-    _TORCH_ATTENTION_MISTAKES, _batched_shapes_do_not_fit, _causal_mask_of_the_wrong_size, _layer_keys_from_query,
-    _layer_mask_reversed, _layer_queries_and_keys_swapped, _layer_softmax_over_queries, _layer_unscaled,
-    _layer_values_from_key, _mask_ignored_on_a_masked_case, _multiplied_by_a_layer_weight, _scaled_by_d_model,
+    _TORCH_ATTENTION_MISTAKES, _batched_shapes_do_not_fit, _causal_mask_of_the_wrong_size,
 )
 
 
