@@ -315,3 +315,35 @@ def test_sampling_is_seeded_and_stays_in_the_top_k(model, prompt):
     with torch.inference_mode():
         first = model(prompt)[0, -1].topk(5).indices  # (5,)
     assert runs[0][0, prompt.shape[1]].item() in first.tolist()
+
+
+# Sliding window and attention sinks (lesson 10, section 4) --------------------------------------------------
+
+@settings(max_examples=100, deadline=None)
+@given(length=st.integers(1, 20), window=st.integers(1, 8), sinks=st.integers(0, 5))
+def test_window_with_sinks_mask_is_its_definition(length, window, sinks):
+    mask = llama.window_with_sinks_mask(length, window, sinks)
+    for i in range(length):
+        for j in range(length):
+            assert bool(mask[i, j]) == (j <= i and (i - j < window or j < sinks))
+
+
+@pytest.mark.parametrize("args, message", [((5, 0), "window must be"), ((5, 2, -1), "sinks must be"),
+                                           ((True, 2), "length must be")])
+def test_window_with_sinks_mask_names_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        llama.window_with_sinks_mask(*args)
+
+
+def test_perplexity_with_sinks_recovers_most_of_what_a_window_alone_loses(model):
+    """On the text the course ships: a causal mask through the hook is full attention exactly, and 4 sink
+    tokens bring a 32-token window's perplexity most of the way back (StreamingLLM's finding, on this model)."""
+    from course_lib.llama.texts import LIGHTHOUSE
+
+    ids = torch.tensor([model.tokenizer.encode(LIGHTHOUSE)])  # (1, T)
+    length = ids.shape[1]
+    full = llama.perplexity(model, ids)
+    assert abs(llama.perplexity(model, ids, llama.masked(llama.window_with_sinks_mask(length, length))) - full) < 1e-3
+    window = llama.perplexity(model, ids, llama.masked(llama.window_with_sinks_mask(length, 32)))
+    sinks = llama.perplexity(model, ids, llama.masked(llama.window_with_sinks_mask(length, 32, sinks=4)))
+    assert full < sinks < window and (window - sinks) > 0.5 * (window - full)

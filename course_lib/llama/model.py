@@ -67,6 +67,34 @@ def cached_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     return masked_softmax(scores.masked_fill(hidden, float("-inf"))) @ value  # (..., T, Dv)
 
 
+def window_with_sinks_mask(length: int, window: int, sinks: int = 0) -> torch.Tensor:
+    """(T, T) bool: token i sees the ``window`` latest tokens up to itself (i - window < j <= i) and the first
+    ``sinks`` tokens of the text (StreamingLLM's attention sinks, Xiao et al., 2023)."""
+    for name, count in (("length", length), ("window", window), ("sinks", sinks)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < (1 if name == "window" else 0):
+            raise ValueError(f"{name} must be a whole number >= {1 if name == 'window' else 0}, got {count!r}")
+    rows = torch.arange(length).unsqueeze(-1)  # (T, 1)
+    cols = torch.arange(length)  # (T,)
+    recent = (cols <= rows) & (cols > rows - window)  # (T, T): the window, the token itself included
+    return recent | ((cols < sinks) & (cols <= rows))  # (T, T)
+
+
+def masked(mask: torch.Tensor) -> Callable:
+    """An attention hook that applies ``mask`` (T, T) in every layer, whatever the model asks (no cache)."""
+
+    def attention(query, key, value, attn_mask=None, is_causal=False):
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)  # (B, H, T, D)
+
+    return attention
+
+
+@torch.inference_mode()
+def perplexity(model: "Llama", ids: torch.Tensor, attention: Callable | None = None) -> float:
+    """exp of the mean negative log-likelihood of each token of ids (1, T) given the ones before it."""
+    logits = model(ids, attention=attention)[0, :-1]  # (T - 1, vocab): the prediction for each next token
+    return float(torch.nn.functional.cross_entropy(logits, ids[0, 1:]).exp())
+
+
 class KVCache:
     """Every layer's keys and values so far, (B, Hkv, S, D) each, after RoPE; ``length`` = S."""
 
