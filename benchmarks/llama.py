@@ -14,18 +14,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import time
 
 import torch
 
 from course_lib import flash, llama, measure
-
-
-def tokens_per_second(model, prompt: torch.Tensor, tokens: int, cache: bool) -> float:
-    start = time.perf_counter()
-    out = model.generate(prompt, tokens, cache=cache, stop_ids=())  # (1, T + tokens): no early stop
-    assert out.shape[1] == prompt.shape[1] + tokens
-    return tokens / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -46,8 +38,8 @@ def main() -> None:
         torch.set_num_threads(threads)
         with torch.inference_mode():
             print(f"{threads} thread(s):")
-            cached = tokens_per_second(model, prompt, args.tokens, cache=True)
-            uncached = tokens_per_second(model, prompt, args.tokens, cache=False)
+            _, cached = llama.generation_speed(model, prompt, args.tokens, cache=True)
+            _, uncached = llama.generation_speed(model, prompt, args.tokens, cache=False)
             print(f"  generating {args.tokens} tokens: {cached:.1f} tokens/s with the KV cache, {uncached:.1f} without:"
                   f" the cache is {cached / uncached:.1f}x faster (target: >= 5)")
             seconds = measure.time_in_turns(contenders, text, repeats=args.repeats)

@@ -62,16 +62,7 @@ def time_call(function: Callable, *args, warmup: int = 1, repeats: int = 5, **kw
     The warm-up calls pay the one-time costs (lazy initialisation, allocator, caches); the median ignores
     the odd slow call caused by another process on the machine.
     """
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
-    for _ in range(warmup):
-        function(*args, **kwargs)
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function(*args, **kwargs)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+    return time_in_turns({"call": function}, *args, warmup=warmup, repeats=repeats, **kwargs)["call"]
 
 
 def time_in_turns(functions: dict, *args, warmup: int = 1, repeats: int = 5, **kwargs) -> dict:

@@ -27,6 +27,18 @@ def long_inputs(rng: np.random.Generator, length: int = 4096, dim: int = 16) -> 
     return tuple(tensor(rng, 1, 1, length, dim) for _ in range(3))  # (B, H, T, D) each
 
 
+def attention_where(query, key, value, allowed):
+    """Dense attention (lesson 03) where query i sees key j iff ``allowed(rows, cols)``, rows (T, 1) and cols (S,)
+    the positions, gives True; rows that see no key give 0. For simulating masks that learners get wrong."""
+    import torch
+
+    from course_lib.attention import scaled_dot_product_attention
+
+    rows = torch.arange(query.shape[-2]).unsqueeze(-1)  # (T, 1)
+    cols = torch.arange(key.shape[-2])  # (S,)
+    return scaled_dot_product_attention(query, key, value, attn_mask=allowed(rows, cols))[0]  # (..., T, Dv)
+
+
 def rank(case: Case, position: int = 0) -> int:
     return np.ndim(case.args[position])
 

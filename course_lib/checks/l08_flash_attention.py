@@ -6,7 +6,8 @@ Tests: tests/checks/test_l08_flash_attention.py.
 from __future__ import annotations
 
 from course_lib.checking import Case, Check, Mistake, Output, like
-from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, long_inputs, tensor, torch_shape_error
+from course_lib.checks._common import (COURSE_ATTENTION, TORCH_ATTENTION, attention_where, long_inputs, tensor,
+                                       torch_shape_error)
 from course_lib.measure import largest_intermediate
 
 
@@ -188,17 +189,6 @@ def _dense_attention(query, key, value, is_causal=False, block_size=64):
     return scaled_dot_product_attention(query, key.nan_to_num(), value.nan_to_num(), is_causal=is_causal)[0]
 
 
-def _dense_attention_allowed(query, key, value, allowed):
-    """Dense attention where query i sees key j iff ``allowed(i, j)`` (T, S) bool; rows that see none give 0."""
-    import torch
-
-    from course_lib.attention import scaled_dot_product_attention
-
-    rows = torch.arange(query.shape[-2]).unsqueeze(-1)  # (T, 1)
-    cols = torch.arange(key.shape[-2])  # (S,)
-    return scaled_dot_product_attention(query, key, value, attn_mask=allowed(rows, cols))[0]  # (..., T, Dv)
-
-
 # What a tiled version with one mistake computes; dense where the mistake is not in the tiling.
 
 def _dense_attention_unscaled(query, key, value, is_causal=False, block_size=64):
@@ -211,10 +201,6 @@ def _dense_attention_ignoring_is_causal(query, key, value, is_causal=False, bloc
     from course_lib.attention import scaled_dot_product_attention
 
     return scaled_dot_product_attention(query, key, value)[0]  # (..., T, Dv): every key, whatever is_causal says
-
-
-def _ignores_is_causal(case, got, expected) -> bool:
-    return bool(case.kwargs.get("is_causal")) and like(_dense_attention_ignoring_is_causal)(case, got, expected)
 
 
 def _tiles_without_diagonal_mask(query, key, value, is_causal=False, block_size=64):
@@ -236,17 +222,13 @@ def _tiles_without_diagonal_mask(query, key, value, is_causal=False, block_size=
     return torch.cat(outputs, dim=-2)  # (..., T, Dv)
 
 
-def _diagonal_tiles_unmasked(case, got, expected) -> bool:
-    return bool(case.kwargs.get("is_causal")) and like(_tiles_without_diagonal_mask)(case, got, expected)
-
-
 def _causal_variant(allowed):
     """A mistake in the causal mask, as dense attention with that mask (and every key when not causal)."""
 
     def attend(query, key, value, is_causal=False, block_size=64):
         if not is_causal:
             return _dense_attention(query, key, value)
-        return _dense_attention_allowed(query, key, value, lambda i, j: allowed(i, j, block_size,
+        return attention_where(query, key, value, lambda i, j: allowed(i, j, block_size,
                                                                                   key.shape[-2] - query.shape[-2]))
 
     return attend
@@ -337,7 +319,8 @@ check_flash_attention = Check(
                 "saves about half the work.",
                 _reads_future_tiles),
         Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_dense_attention_unscaled)),
-        Mistake("is_causal=True is ignored: query i may only see keys j <= i.", _ignores_is_causal),
+        Mistake("is_causal=True is ignored: query i may only see keys j <= i.",
+                _on_causal_cases(_dense_attention_ignoring_is_causal)),
         Mistake("this is the bottom-right causal convention (flash-attn >= 2.1, Hugging Face): with T < S the "
                 "last query sees every key, as a new token does against a KV cache (lesson 06). This exercise uses "
                 "top-left, as torch's is_causal and lesson 03's sdpa do: query i sees keys j <= i, whatever S.",
@@ -362,7 +345,7 @@ check_flash_attention = Check(
                 _on_causal_cases(_last_key_block_dropped, causal=False)),
         Mistake("the tiles on the diagonal are not masked: skipping the tiles above the diagonal is not enough, "
                 "inside a tile that crosses it set the scores of keys j > i to -inf (masked_fill) before the update.",
-                _diagonal_tiles_unmasked),
+                _on_causal_cases(_tiles_without_diagonal_mask)),
     ),
     extra=_no_full_score_matrix,
     error_hints=(

@@ -6,7 +6,7 @@ Tests: tests/checks/test_l10_capstone.py.
 from __future__ import annotations
 
 from course_lib.checking import Case, Check, Mistake, Output, like
-from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, tensor, torch_shape_error
+from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, attention_where, tensor, torch_shape_error
 
 
 def _cached_cases(rng):
@@ -26,17 +26,9 @@ def _cached_cases(rng):
 
 
 def _attend_where(query, key, value, allowed):
-    """Softmax attention where new token i sees key j iff ``allowed(i, j, offset)``, offset = S - T; rows that see
-    no key give zeros."""
-    import torch
-
+    """Attention where new token i sees key j iff ``allowed(i, j, offset)``, offset = S - T the cached tokens."""
     offset = key.shape[-2] - query.shape[-2]
-    rows = torch.arange(query.shape[-2]).unsqueeze(-1)  # (T, 1)
-    cols = torch.arange(key.shape[-2])  # (S,)
-    scores = query @ key.transpose(-2, -1) / query.shape[-1] ** 0.5  # (..., T, S)
-    scores = scores.masked_fill(~allowed(rows, cols, offset), float("-inf"))  # (..., T, S)
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # (..., T, S)
-    return weights @ value  # (..., T, Dv)
+    return attention_where(query, key, value, lambda i, j: allowed(i, j, offset))  # (..., T, Dv)
 
 
 def _top_left(query, key, value):

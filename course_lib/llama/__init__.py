@@ -21,13 +21,13 @@ import torch
 
 from course_lib.llama import files
 from course_lib.llama.files import fetch, model_path
-from course_lib.llama.model import (KVCache, Llama, bottom_right_mask, cached_attention, masked, perplexity,
-                                    torch_attention, window_with_sinks_mask)
+from course_lib.llama.model import (KVCache, Llama, bottom_right_mask, cached_attention, generation_speed, masked,
+                                    perplexity, torch_attention, window_with_sinks_mask)
 from course_lib.llama.tokenizer import Tokenizer
 from course_lib.llama.weights import Config, read
 
-__all__ = ["Config", "KVCache", "Llama", "Tokenizer", "bottom_right_mask", "cached_attention", "chat", "fetch", "load",
-           "masked", "model_path", "perplexity", "torch_attention", "window_with_sinks_mask"]
+__all__ = ["Config", "KVCache", "Llama", "Tokenizer", "bottom_right_mask", "cached_attention", "chat", "fetch",
+           "generation_speed", "load", "masked", "model_path", "perplexity", "torch_attention", "window_with_sinks_mask"]
 
 
 def load(path: str | Path | None = None) -> Llama:

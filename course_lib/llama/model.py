@@ -24,6 +24,7 @@ Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import torch
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from course_lib.llama.weights import Config
 from course_lib.positional import apply_rope
+from course_lib.validation import require_whole_numbers
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -70,9 +72,8 @@ def cached_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
 def window_with_sinks_mask(length: int, window: int, sinks: int = 0) -> torch.Tensor:
     """(T, T) bool: token i sees the ``window`` latest tokens up to itself (i - window < j <= i) and the first
     ``sinks`` tokens of the text (StreamingLLM's attention sinks, Xiao et al., 2023)."""
-    for name, count in (("length", length), ("window", window), ("sinks", sinks)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < (1 if name == "window" else 0):
-            raise ValueError(f"{name} must be a whole number >= {1 if name == 'window' else 0}, got {count!r}")
+    require_whole_numbers(window=window)
+    require_whole_numbers(0, length=length, sinks=sinks)
     rows = torch.arange(length).unsqueeze(-1)  # (T, 1)
     cols = torch.arange(length)  # (T,)
     recent = (cols <= rows) & (cols > rows - window)  # (T, T): the window, the token itself included
@@ -83,9 +84,17 @@ def masked(mask: torch.Tensor) -> Callable:
     """An attention hook that applies ``mask`` (T, T) in every layer, whatever the model asks (no cache)."""
 
     def attention(query, key, value, attn_mask=None, is_causal=False):
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)  # (B, H, T, D)
+        return torch_attention(query, key, value, attn_mask=mask)  # (B, H, T, D)
 
     return attention
+
+
+def generation_speed(model: "Llama", prompt: torch.Tensor, tokens: int, cache: bool = True) -> tuple[torch.Tensor, float]:
+    """Generate exactly ``tokens`` tokens greedily after ``prompt`` (1, T), never stopping early: the ids
+    (1, T + tokens) and the tokens per second, wall-clock."""
+    start = time.perf_counter()
+    ids = model.generate(prompt, tokens, cache=cache, stop_ids=())  # (1, T + tokens)
+    return ids, tokens / (time.perf_counter() - start)
 
 
 @torch.inference_mode()
@@ -181,8 +190,7 @@ class Llama:
         """Ids (B, T + n): the prompt and up to ``max_new_tokens`` more, greedy at temperature 0, else sampled
         from the top_k most likely (all if None). Stops early when every row has produced a stop id."""
         ids = _require_ids(ids, self.config.vocab_size)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
+        require_whole_numbers(0, max_new_tokens=max_new_tokens)
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if stop_ids is None and self.tokenizer is not None:
