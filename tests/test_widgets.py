@@ -150,3 +150,74 @@ def test_online_softmax_explorer_redraws():
     assert box.children[1].value != before
     box.controls["block_size"].value = 5
     assert box.controls["step"].value == 3
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG, read from its header."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_time_updates_leaves_the_controls_and_the_picture_at_their_starting_state():
+    """Does timing leave the explorer as the learner met it, with nothing sent to the browser?"""
+    box = widgets.attention_explorer()
+    shown = box.children[1].value
+    sent = []
+    for control in box.controls.values():
+        control.observe(sent.append, names="value")
+    assert widgets.time_updates(box, "temperature", [0.1, 10 ** -0.5, 10 ** 0.5, 10.0]) > 0
+    assert sent == [] and box.children[1].value == shown
+    assert {name: c.value for name, c in box.controls.items()} == box.start
+    assert box.draw(box.start) == shown  # the figure itself was redrawn at the starting state
+
+
+@pytest.mark.parametrize("control, value, on_grid", [
+    ("temperature", 5.0, False),  # what lesson 01 used to time: the browser snapped it to 5.0119
+    ("temperature", 10 ** 0.7, True),
+    ("temperature", 20.0, False),  # past the end
+    ("query", 9, True),
+    ("query", 99, False),
+])
+def test_on_grid_tells_values_a_browser_would_snap(control, value, on_grid):
+    box = widgets.attention_explorer()
+    assert widgets.figures.on_grid(box.controls[control], value) is on_grid
+
+
+def test_time_updates_refuses_values_off_the_grid_and_names_them():
+    box = widgets.attention_explorer()
+    with pytest.raises(ValueError, match=r"temperature: \[5.0\] not on the control's grid"):
+        widgets.time_updates(box, "temperature", [1.0, 5.0])
+
+
+def test_blocks_seen_ends_at_the_last_block_of_the_chosen_size():
+    """Does lesson 08's "blocks seen" slider stop at the last block (16 keys in blocks of 6: 3 blocks)?"""
+    box = widgets.online_softmax_explorer(num_keys=16)
+    step, block_size = box.controls["step"], box.controls["block_size"]
+    assert step.max == 4
+    step.value = 4
+    block_size.value = 6
+    assert (step.max, step.value) == (3, 3)
+    block_size.value = 2
+    assert step.max == 8 and step.value == 3
+    assert box.children[1].value == box.draw({"block_size": 2, "step": 3})
+
+
+@pytest.mark.parametrize("build", [widgets.attention_explorer, widgets.mask_explorer, widgets.positions_explorer,
+                                   widgets.context_explorer, widgets.sparse_explorer, widgets.online_softmax_explorer])
+def test_the_builder_lays_out_every_explorer_for_small_screens_and_projectors(build):
+    """Do controls wrap, keep their full descriptions and a wide slider, and is the figure shown at its size?"""
+    box = build()
+    row, image = box.children
+    assert row.layout.flex_flow == "row wrap"
+    for control in box.controls.values():
+        assert control.style.description_width == "initial"
+        if "Slider" in type(control).__name__:
+            assert control.layout.width == widgets.figures.SLIDER_WIDTH
+    width, _ = png_size(image.value)
+    assert image.layout.width == f"{box.figure.css_width}px" and width == 2 * box.figure.css_width
+
+
+def test_heatmaps_get_colorbars_and_the_kv_cache_is_named():
+    assert len(widgets.attention_explorer().figure.axes) == 3  # bars, heatmap, its colorbar
+    assert len(widgets.mask_explorer().figure.axes) == 5  # three heatmaps, two colorbars (the mask is yes/no)
+    labels = [t.get_text() for t in widgets.context_explorer().figure.axes[0].get_yticklabels()]
+    assert labels[2:] == ["KV cache, MHA (32 KV heads)", "KV cache, GQA (8 KV heads)", "KV cache, MQA (1 KV head)"]

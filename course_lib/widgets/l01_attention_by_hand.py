@@ -34,7 +34,6 @@ def attention_explorer():
     bars = plots.weight_bars(bars_ax, first["query_weights"], tokens)
     heatmap = plots.attention_heatmap(heat_ax, first["weights"], tokens, tokens, title="every query's weights")
     row_lines = [heat_ax.axhline(0, color="white", linewidth=1.5) for _ in range(2)]
-    figure.tight_layout()
 
     def update(sentence, query, temperature, step):
         view = attention_view(sentence, query, temperature, step)
@@ -48,7 +47,7 @@ def attention_explorer():
             line.set_ydata([y, y])
 
     return interactive_figure(
-        figure, update,
+        figure, update, colorbars=[(heatmap, "weight")],
         sentence=widgets.ToggleButtons(options=[("…too big", "big"), ("…too small", "small")], value="big"),
         query=widgets.Dropdown(options=[(t, i) for i, t in enumerate(tokens)], value=tokens.index("it"),
                                description="query"),

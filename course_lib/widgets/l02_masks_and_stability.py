@@ -40,7 +40,6 @@ def mask_explorer(max_length: int = 6):
         plots.attention_heatmap(axes[2], empty, labels, labels, title="weights"),
     ]
     images[1].set_clim(-2.5, 2.5)
-    figure.tight_layout()
 
     def update(causal, sequence, length_0, length_1, length_2):
         lengths = (length_0, length_1, length_2)
@@ -54,7 +53,7 @@ def mask_explorer(max_length: int = 6):
     sliders = {f"length_{i}": widgets.IntSlider(value=v, min=0, max=max_length, description=f"length {i}")
                for i, v in enumerate((6, 4, 2))}
     return interactive_figure(
-        figure, update,
+        figure, update, colorbars=[(images[1], "score"), (images[2], "weight")],
         causal=widgets.Checkbox(value=True, description="causal"),
         sequence=widgets.Dropdown(options=[0, 1, 2], value=1, description="sequence"),
         **sliders,

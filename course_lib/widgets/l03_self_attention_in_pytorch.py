@@ -23,7 +23,6 @@ def training_explorer(history: dict):
 
     figure, (ax,) = new_figure(1, width=6.0, height=4.2)
     image = plots.attention_heatmap(ax, history["weights"][0], history["labels"], history["labels"], title="step")
-    figure.tight_layout()
 
     def update(index):
         view = training_view(history, index)
@@ -31,7 +30,7 @@ def training_explorer(history: dict):
         ax.set_title(f"step {view['step']}: test accuracy {view['accuracy']:.0%}")
 
     return interactive_figure(
-        figure, update,
+        figure, update, colorbars=[(image, "weight")],
         index=widgets.IntSlider(value=len(history["steps"]) - 1, min=0, max=len(history["steps"]) - 1,
                                 description="recording"),
     )

@@ -27,7 +27,6 @@ def heads_explorer(record: dict):
     first = heads_view(record, 0, 0)
     image = plots.attention_heatmap(ax, first["weights"], first["labels"], first["labels"], title=first["title"])
     ax.tick_params(labelsize=7)
-    figure.tight_layout()
 
     def update(layer, head):
         view = heads_view(record, layer, head)
@@ -35,7 +34,7 @@ def heads_explorer(record: dict):
         ax.set_title(view["title"], fontsize=9)
 
     return interactive_figure(
-        figure, update,
+        figure, update, colorbars=[(image, "weight")],
         layer=widgets.Dropdown(options=list(range(num_layers)), value=0, description="layer"),
         head=widgets.Dropdown(options=list(range(num_heads)), value=0, description="head"),
     )

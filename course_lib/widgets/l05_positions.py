@@ -42,7 +42,6 @@ def positions_explorer(num_positions: int = 64, dim: int = 64):
     right.set_xlabel("position")
     right.set_ylabel("dot product with position a")
     left.set_title("features"), right.set_title("a·b")  # placeholders, so that the layout leaves room
-    figure.tight_layout()
 
     def update(position_a, position_b, band):
         view = positions_view(position_a, position_b, band, num_positions, dim)
@@ -57,7 +56,7 @@ def positions_explorer(num_positions: int = 64, dim: int = 64):
         right.set_title(f"a·b = {view['dot']:.2f}  (a = {position_a}, b = {position_b})")
 
     return interactive_figure(
-        figure, update,
+        figure, update, colorbars=[(image, "feature value")],
         position_a=widgets.IntSlider(value=10, min=0, max=num_positions - 1, description="position a"),
         position_b=widgets.IntSlider(value=20, min=0, max=num_positions - 1, description="position b"),
         band=widgets.IntRangeSlider(value=(0, dim), min=0, max=dim, step=2, description="features"),

@@ -33,6 +33,12 @@ def context_view(embed_dim: int = 4096, num_layers: int = 32, num_heads: int = 3
                      f"all heads of a layer {measure.format_bytes(layer_scores)}"}
 
 
+def bar_names(view: dict) -> list[str]:
+    """The calculator's bars: two of scores (one layer, computed and thrown away) and three of KV cache
+    (kept for every token of every layer)."""
+    return ["scores, one matrix", "scores, one layer", *(f"KV cache, {name}" for name in view["kv_cache"])]
+
+
 def context_explorer():
     """Lesson 06 widget: model dimensions, sequence length and dtype -> memory of scores and KV cache."""
     import ipywidgets as widgets
@@ -41,19 +47,18 @@ def context_explorer():
 
     figure, (ax,) = new_figure(1, width=8.0, height=3.6)
     first = context_view()
-    names = ["one score matrix", "scores, all heads", *first["kv_cache"]]
+    names = bar_names(first)
     bars = ax.barh(range(len(names)), np.ones(len(names)), color=["tab:gray", "tab:gray", "tab:red", "tab:orange", "tab:green"])
     ax.set_yticks(range(len(names)), names)
     ax.set_xscale("log")
-    ax.set_xlabel("bytes (log scale)")
+    ax.set_xlabel("bytes (log scale); grey: scores of one layer, colours: KV cache of all layers")
     labels = [ax.text(1, i, "", va="center", fontsize=9) for i in range(len(names))]
     ax.set_title(first["title"], fontsize=9)
-    figure.tight_layout()
 
     def update(embed_dim, num_layers, num_heads, num_kv_heads, length, dtype):
         view = context_view(embed_dim, num_layers, num_heads, num_kv_heads, length, dtype)
         values = [view["score_matrix"], view["layer_scores"], *view["kv_cache"].values()]
-        ax.set_yticks(range(len(values)), ["one score matrix", "scores, all heads", *view["kv_cache"]])
+        ax.set_yticks(range(len(values)), bar_names(view))
         for bar, label, value in zip(bars, labels, values):
             bar.set_width(value)
             label.set_position((value * 1.1, label.get_position()[1]))

@@ -65,7 +65,6 @@ def sparse_explorer(n: int = 64):
     reach_ax.set_xlabel("key position")
     mask_ax.set_title(first["title"])
     reach_ax.set_title(first["reach_title"], fontsize=9)
-    figure.tight_layout()
 
     def update(pattern, size, extra, query):
         view = sparse_view(pattern, size, extra, query, n)

@@ -53,7 +53,6 @@ def online_softmax_explorer(num_keys: int = 16, seed: int = 0):
     right.set_ylabel("output[1]")
     right.legend(loc="best", fontsize=8)
     left.set_title("scores"), right.set_title("output")
-    figure.tight_layout()
 
     def update(block_size, step):
         view = online_softmax_view(block_size, step, num_keys, seed)
@@ -71,7 +70,16 @@ def online_softmax_explorer(num_keys: int = 16, seed: int = 0):
         left.set_title(f"{view['seen']}/{num_keys} keys seen: m = {view['m'][-1]:.2f}, l = {view['l'][-1]:.2f}")
         right.set_title(f"after block {len(view['m'])}/{view['num_steps']}: error {view['error']:.1e}")
 
-    return interactive_figure(
-        figure, update,
-        block_size=widgets.IntSlider(value=4, min=1, max=num_keys, description="block size"),
-        step=widgets.IntSlider(value=1, min=1, max=num_keys, description="blocks seen"))
+    block_size = widgets.IntSlider(value=4, min=1, max=num_keys, description="block size")
+    step = widgets.IntSlider(value=1, min=1, max=num_blocks(num_keys, 4), description="blocks seen")
+
+    def follow_block_size(change):  # registered before the redraw, so the redraw sees the new range
+        step.max = num_blocks(num_keys, change["new"])  # a value past the new end is clamped to it
+
+    block_size.observe(follow_block_size, names="value")
+    return interactive_figure(figure, update, block_size=block_size, step=step)
+
+
+def num_blocks(num_keys: int, block_size: int) -> int:
+    """How many blocks of ``block_size`` keys cover ``num_keys`` keys (the last one may be short)."""
+    return -(-num_keys // block_size)
