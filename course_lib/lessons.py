@@ -75,8 +75,8 @@ LESSONS = (
            ("online_softmax_update", "flash_attention"), ("online_softmax_explorer",),
            ("tests/test_flash.py", "tests/test_measure.py")),
     Lesson("09_linear_attention", "Linear attention", ("course_lib.linear", "course_lib.measure"),
-           ("elu_feature_map", "linear_attention", "causal_linear_attention", "positive_random_features"), (),
-           ("tests/test_linear.py", "tests/test_measure.py"), note="no explorer yet (issue 15 adds one)"),
+           ("elu_feature_map", "linear_attention", "causal_linear_attention", "positive_random_features"),
+           ("recurrent_state_explorer",), ("tests/test_linear.py", "tests/test_measure.py")),
     Lesson("10_capstone", "The capstone: your attention inside a real language model", ("course_lib.llama",),
            ("cached_attention",), (), ("tests/test_llama.py",),
            note="sections 1-3 of the lesson and the first graded function; the rest of issue 14 (sliding window "

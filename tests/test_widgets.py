@@ -221,3 +221,30 @@ def test_heatmaps_get_colorbars_and_the_kv_cache_is_named():
     assert len(widgets.mask_explorer().figure.axes) == 5  # three heatmaps, two colorbars (the mask is yes/no)
     labels = [t.get_text() for t in widgets.context_explorer().figure.axes[0].get_yticklabels()]
     assert labels[2:] == ["KV cache, MHA (32 KV heads)", "KV cache, GQA (8 KV heads)", "KV cache, MQA (1 KV head)"]
+
+
+@pytest.mark.parametrize("tokens_seen", [1, 2, 7, 16])
+def test_recurrent_state_view_keeps_its_size_and_gives_the_weights_average(tokens_seen):
+    """Is the state after t steps the sum of φ(k_j) v_jᵀ, its output the newest query's weighted average?"""
+    import torch
+
+    from course_lib import linear
+
+    view = widgets.recurrent_state_view(tokens_seen, num_tokens=16, head_dim=4, seed=0)
+    assert view["state"].shape == (4, 4) and view["weights"].shape == (tokens_seen,)
+    assert view["weights"].sum() == pytest.approx(1.0, abs=1e-12) and view["error"] < 1e-12
+    generator = torch.Generator().manual_seed(0)
+    queries, keys, values = (torch.randn(16, 4, generator=generator, dtype=torch.float64) for _ in range(3))
+    features = linear.elu_feature_map(keys[:tokens_seen])  # (t, D)
+    np.testing.assert_allclose(view["state"], (features.T @ values[:tokens_seen]).numpy(), rtol=1e-12)
+    assert view["cache_numbers"][tokens_seen - 1] == 8 * tokens_seen and set(view["state_numbers"]) == {20}
+    with pytest.raises(ValueError, match="tokens_seen=0 must be between 1 and num_tokens=16"):
+        widgets.recurrent_state_view(0)
+
+
+def test_recurrent_state_explorer_redraws_and_starts_at_the_first_token():
+    box = widgets.recurrent_state_explorer()
+    assert box.start == {"tokens_seen": 1}
+    before = box.children[1].value
+    box.controls["tokens_seen"].value = 5
+    assert box.children[1].value != before and len(box.figure.axes) == 4  # three plots and the state's colorbar

@@ -1,4 +1,4 @@
-"""Widgets for the lessons, one module per lesson (``l01_attention_by_hand`` … ``l08_flash_attention``, named
+"""Widgets for the lessons, one module per lesson (``l01_attention_by_hand`` … ``l10_capstone``, named
 like the lessons' notebooks), on the shared figure machinery of :mod:`course_lib.widgets.figures`.
 
 In each, a pure ``*_view`` function takes the controls' values and returns plain data (unit-tested
@@ -16,3 +16,4 @@ from course_lib.widgets.l04_multihead_attention import heads_explorer, heads_vie
 from course_lib.widgets.l06_the_cost_of_attention import context_explorer, context_view
 from course_lib.widgets.l07_sparse_attention import pattern_mask, sparse_explorer, SPARSE_PATTERNS, sparse_view
 from course_lib.widgets.l08_flash_attention import online_softmax_explorer, online_softmax_view
+from course_lib.widgets.l09_linear_attention import recurrent_state_explorer, recurrent_state_view
