@@ -16,7 +16,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from course_lib.checking.comparing import close, describe_type, first_difference, structure_problem, to_numpy
+from course_lib.checking.lending import lent_functions, notes_on_lent, standing_in
 from course_lib.checking.library import library_message, library_used
+from course_lib.checking.nbgrader_mode import raise_if_graded
 from course_lib.checking.results import Attempt, Case, CheckResult, ErrorInfo, Mistake, Output
 from course_lib.checking.running import gradients_of, preflight, run_case
 
@@ -116,7 +118,14 @@ class Check:
 
     # the whole check ---------------------------------------------------------------------------------------
     def run(self, function, seed: int = 0, cases: list[Case] | None = None) -> CheckResult:
-        """Check ``function`` on the cases made with ``seed``. Never raises."""
+        """Check ``function`` on the cases made with ``seed`` (:meth:`verdict`). It never raises, except under
+        nbgrader, where a failing check raises its verdict (:mod:`.nbgrader_mode`) so that nbgrader sees it."""
+        __tracebackhide__ = True  # IPython leaves this frame out of the traceback nbgrader shows
+        return raise_if_graded(self.verdict(function, seed, cases))
+
+    def verdict(self, function, seed: int = 0, cases: list[Case] | None = None) -> CheckResult:
+        """Check ``function`` on the cases made with ``seed``, with the course's versions of the exercise's
+        earlier graded functions lent to the learner's notebook meanwhile (:mod:`.lending`). Never raises."""
         problem = self.preflight(function)
         if problem is None and self.library:  # what the grader reads in the source, read here in the live code
             used = library_used(function, self.library)
@@ -125,8 +134,12 @@ class Check:
         if problem is not None:
             return self.score([], [], problem)
         cases = self.make_cases(np.random.default_rng(seed)) if cases is None else cases
-        attempts = (self.attempt(function, case) for case in cases)  # lazily: stop at the first failure
-        return self.score(cases, attempts)
+        namespace, lent = lent_functions(self, function)
+        with standing_in(namespace, lent):
+            attempts = (self.attempt(function, case) for case in cases)  # lazily: stop at the first failure
+            result = self.score(cases, attempts)
+        result.message += notes_on_lent(self, function, namespace, lent)
+        return result
 
     def preflight(self, function) -> "Attempt | None":
         """Is ``function`` something to call, and does it pass the static checks (``validate``)? None if so."""
@@ -228,6 +241,7 @@ class Check:
 
     def __call__(self, function, seed: int = 0) -> CheckResult:
         """Run the check and print its verdict (what the learner calls in a notebook)."""
+        __tracebackhide__ = True
         return self.run(function, seed=seed).show()
 
 

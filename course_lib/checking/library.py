@@ -22,12 +22,51 @@ def library_used(function, library: tuple[str, ...]) -> list[str]:
     globals, closures and decorators). The check cell's hint; the grader reads the submitted source instead
     (:mod:`course_lib.grading.sources`)."""
     found: list[str] = []
-    todo, seen = [function], set()
 
     def hit(text: str, where: str) -> None:
         if isinstance(text, str) and any(name in text for name in library):
             found.append(f"`{text[:60]}` ({where})")
 
+    for current, scope, names in learners_code(function):
+        where = f"in `{current.co_name}`"
+        owner = None  # the module an attribute is read from, when it is a global name
+        previous = None
+        for instruction in dis.get_instructions(current):
+            if instruction.opname == "KW_NAMES" or (instruction.opname in ("CALL_KW", "CALL_FUNCTION_KW")
+                                                    and previous is not None and previous.opname == "LOAD_CONST"):
+                keywords = (current.co_consts[instruction.arg] if instruction.opname == "KW_NAMES"  # 3.11
+                            else previous.argval)
+                for keyword in keywords if isinstance(keywords, tuple) else ():
+                    hit(keyword, f"a keyword {where}")  # e.g. enable_gqa=True
+            previous = instruction
+            if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAME", "IMPORT_FROM"):
+                if owner is not SELF and not getattr(owner, "__name__", "").startswith("course_lib"):
+                    hit(instruction.argval, where)  # (the course's is withheld instead; self.x is the learner's)
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                owner = scope.get(instruction.argval)
+            else:
+                owner = SELF if instruction.opname == "LOAD_FAST" and instruction.argval in ("self", "cls") else None
+        if names & {"getattr", "vars"}:
+            for constant in current.co_consts:
+                hit(constant, where)
+        for name in names:
+            value = scope.get(name)
+            if callable(value) and not _is_learners(value, scope):
+                hit(getattr(value, "__name__", ""), f"`{name}` {where}")
+    return list(dict.fromkeys(found))
+
+
+def global_names(function) -> set[str]:
+    """The global names that ``function`` reads, and that the learner's own functions and classes it calls
+    read (followed as :func:`library_used` follows them): which of the exercise's other functions it uses."""
+    return {name for _, _, names in learners_code(function) for name in names}
+
+
+def learners_code(function):
+    """Each code object that ``function`` runs, with its globals and the global names it reads: its own, its
+    nested functions', and those of the learner's functions and classes that it reaches through its global
+    names, closures and decorators (a library's code is not entered)."""
+    todo, seen = [function], set()
     while todo:
         target = todo.pop()
         if id(target) in seen:
@@ -45,36 +84,10 @@ def library_used(function, library: tuple[str, ...]) -> list[str]:
         codes = [code]
         while codes:
             current = codes.pop()
-            where = f"in `{current.co_name}`"
             codes += [c for c in current.co_consts if isinstance(c, types.CodeType)]
             names = {i.argval for i in dis.get_instructions(current) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
-            owner = None  # the module an attribute is read from, when it is a global name
-            previous = None
-            for instruction in dis.get_instructions(current):
-                if instruction.opname == "KW_NAMES" or (instruction.opname in ("CALL_KW", "CALL_FUNCTION_KW")
-                                                        and previous is not None and previous.opname == "LOAD_CONST"):
-                    keywords = (current.co_consts[instruction.arg] if instruction.opname == "KW_NAMES"  # 3.11
-                                else previous.argval)
-                    for keyword in keywords if isinstance(keywords, tuple) else ():
-                        hit(keyword, f"a keyword {where}")  # e.g. enable_gqa=True
-                previous = instruction
-                if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_NAME", "IMPORT_FROM"):
-                    if owner is not SELF and not getattr(owner, "__name__", "").startswith("course_lib"):
-                        hit(instruction.argval, where)  # (the course's is withheld instead; self.x is the learner's)
-                if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-                    owner = scope.get(instruction.argval)
-                else:
-                    owner = SELF if instruction.opname == "LOAD_FAST" and instruction.argval in ("self", "cls") else None
-            if names & {"getattr", "vars"}:
-                for constant in current.co_consts:
-                    hit(constant, where)
-            for name in names:
-                value = scope.get(name)
-                if _is_learners(value, scope):
-                    todo.append(value)
-                elif callable(value):
-                    hit(getattr(value, "__name__", ""), f"`{name}` {where}")
-    return list(dict.fromkeys(found))
+            yield current, scope, names
+            todo += [scope.get(name) for name in names if _is_learners(scope.get(name), scope)]
 
 
 SELF = object()  # an attribute read from self or cls

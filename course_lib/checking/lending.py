@@ -1,0 +1,91 @@
+"""While a check runs, the course lends its own versions of the exercise's earlier graded functions to the
+learner's notebook, so that each function is judged on its own: one mistake in ``softmax`` costs the points of
+``softmax``, not those of every function that calls it. ``course-grade`` does the same in its sandbox
+(:mod:`course_lib.grading.worker`); the check cell does it in the learner's kernel, where nbgrader grades too.
+
+A function of the learner's that fails its own check gets a note in the verdict of the function that uses it.
+
+Part of :mod:`course_lib.checking`. Tests: tests/checks/test_lending.py.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from course_lib.checking.library import global_names
+
+
+def earlier_checks(check) -> list:
+    """The checks of the graded functions before ``check``'s in its exercise (lesson order, which is the
+    notebook's): the functions lent while it runs. None for a check that belongs to no lesson."""
+    from course_lib.checks import LESSON_MODULES
+
+    for module in LESSON_MODULES:
+        for index, member in enumerate(module.CHECKS):
+            if member is check:
+                return list(module.CHECKS[:index])
+    return []
+
+
+def learners_namespace(function) -> dict | None:
+    """The globals of the notebook (or script) that defined ``function``: ``__main__``'s, where the learner's
+    other functions live. None for a library's function or class, whose module is never changed."""
+    if isinstance(function, type):
+        methods = (getattr(value, "__func__", value) for value in vars(function).values())
+        scopes = [method.__globals__ for method in methods if hasattr(method, "__globals__")]
+        scope = scopes[0] if scopes else None
+    else:
+        scope = getattr(function, "__globals__", None)
+    return scope if isinstance(scope, dict) and scope.get("__name__") == "__main__" else None
+
+
+@contextlib.contextmanager
+def standing_in(namespace: dict | None, replacements: dict):
+    """Within the block, ``replacements`` stand in ``namespace`` for what it held under those names; afterwards
+    the namespace holds exactly what it held before, whatever happened (names it lacked are removed again)."""
+    if namespace is None or not replacements:
+        yield
+        return
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in replacements}
+    namespace.update(replacements)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+def lent_functions(check, function) -> tuple[dict | None, dict]:
+    """Where to lend, and what: the learner's namespace of ``function`` and the course's version of each of the
+    exercise's earlier graded functions (empty when ``function`` is not the learner's)."""
+    namespace = learners_namespace(function)
+    if namespace is None:
+        return None, {}
+    return namespace, {earlier.name: earlier.solution for earlier in earlier_checks(check)}
+
+
+def notes_on_lent(check, function, namespace: dict | None, lent: dict) -> str:
+    """A note for each lent function that ``function`` uses and whose own version in the notebook fails its own
+    check: it was not used here, and it needs fixing. Empty when there is nothing to say."""
+    if namespace is None or not lent:
+        return ""
+    used = global_names(function)
+    notes = []
+    for earlier in earlier_checks(check):
+        if earlier.name not in used:
+            continue
+        own = namespace.get(earlier.name)
+        if own is None:
+            problem = f"your notebook defines no `{earlier.name}`"
+        else:
+            result = earlier.verdict(own)
+            if result.passed:
+                continue
+            problem = (f"your `{earlier.name}` is not written yet" if result.status == "not-implemented"
+                       else f"your `{earlier.name}` fails its own check")
+        notes.append(f"\n   Note: {problem}, so the course's {earlier.name} stood in for it here: this verdict is on "
+                     f"{check.name} alone. Your notebook still uses yours, so fix {earlier.name} too.")
+    return "".join(notes)

@@ -1,0 +1,32 @@
+"""Checks under nbgrader: a failing check raises, so that ``nbgrader validate`` and ``autograde`` see it.
+
+For a learner a check never crashes the notebook: it prints its verdict. nbgrader, though, counts a test cell
+as failed only when it raises, and says so in its environment: ``NBGRADER_EXECUTION`` is ``"validate"`` while
+``nbgrader validate`` (the student's Validate button) runs a notebook, and ``"autograde"`` while ``nbgrader
+autograde`` does (nbgrader/validator.py and nbgrader/converters/autograde.py, 0.9). Then a failing check raises
+:class:`CheckFailed` with the very message the learner would have read.
+
+Part of :mod:`course_lib.checking`. Tests: tests/test_nbgrader.py.
+"""
+from __future__ import annotations
+
+import os
+
+NBGRADER_MODES = ("validate", "autograde")  # the values nbgrader gives NBGRADER_EXECUTION
+
+
+class CheckFailed(AssertionError):
+    """A check failed while nbgrader ran the notebook; the message is the check's verdict."""
+
+
+def under_nbgrader() -> bool:
+    """Is nbgrader validating or autograding the notebook this runs in?"""
+    return os.environ.get("NBGRADER_EXECUTION", "") in NBGRADER_MODES
+
+
+def raise_if_graded(result):
+    """``result`` itself, except under nbgrader, where a failing verdict is raised as :class:`CheckFailed`."""
+    __tracebackhide__ = True  # IPython leaves this frame out of the traceback nbgrader shows
+    if not result.passed and under_nbgrader():
+        raise CheckFailed(result.message)
+    return result
