@@ -18,7 +18,8 @@ takes them. It is called as:
   is aligned top-left and would be wrong here; ``causal="top-left"`` passes it anyway, to show the bug.
 
 ``fn`` may return the output or a tuple whose first element is the output (lesson 03's sdpa returns the
-weights too). The KV cache (:class:`KVCache`) keeps every layer's keys and values, after RoPE.
+weights too). ``attention`` may also be a list with one hook per layer (lesson 10 records or silences
+chosen layers' heads that way: :mod:`course_lib.llama.heads`). The KV cache (:class:`KVCache`) keeps every layer's keys and values, after RoPE.
 
 Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
@@ -146,16 +147,26 @@ class Llama:
         ids = _require_ids(ids, self.config.vocab_size)
         if causal not in ("bottom-right", "top-left"):
             raise ValueError(f"causal must be 'bottom-right' or 'top-left', got {causal!r}")
+        hooks = self.layer_hooks(attention)
         start = 0 if cache is None else cache.length
         positions = torch.arange(start, start + ids.shape[1])  # (T,)
         x = self.embedding[ids]  # (B, T, E)
         for layer in range(self.config.num_layers):
             h = rms_norm(x, self.layer_weight(layer, "attn_norm"), self.config.norm_eps)  # (B, T, E)
-            x = x + self.attention_block(layer, h, positions, attention or torch_attention, cache, grouped, causal)
+            x = x + self.attention_block(layer, h, positions, hooks[layer], cache, grouped, causal)
             h = rms_norm(x, self.layer_weight(layer, "ffn_norm"), self.config.norm_eps)  # (B, T, E)
             x = x + self.feed_forward(layer, h)  # (B, T, E)
         x = rms_norm(x, self.weights["output_norm.weight"], self.config.norm_eps)  # (B, T, E)
         return x @ self.embedding.T  # (B, T, vocab)
+
+    def layer_hooks(self, attention) -> list[Callable]:
+        """One attention function per layer: torch's kernel for None, the same function everywhere, or a list."""
+        layers = self.config.num_layers
+        if not isinstance(attention, (list, tuple)):
+            return [attention or torch_attention] * layers
+        if len(attention) != layers:
+            raise ValueError(f"attention as a list needs one function per layer, {layers}, got {len(attention)}")
+        return [hook or torch_attention for hook in attention]
 
     def attention_block(self, layer, h, positions, attention, cache, grouped, causal) -> torch.Tensor:
         """Layer ``layer``'s attention on normalised inputs h (B, T, E): (B, T, E), to add to the residual."""
