@@ -9,7 +9,9 @@ The nbgrader conventions are used, so a teacher's nbgrader set-up can take ``sol
   ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` (indented like the markers);
 * in a markdown cell, such a region becomes ``YOUR ANSWER HERE``;
 * lines between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are removed;
-* outputs and execution counts are cleared.
+* outputs and execution counts are cleared;
+* graded cells are locked in JupyterLab as nbgrader's own release locks them (its ``LockCells``): solution
+  cells cannot be deleted, check cells and other locked cells can be neither deleted nor edited.
 
 Unclosed, nested or stray markers, and solution cells without nbgrader metadata, stop the release with an
 error that names the notebook and the cell.
@@ -89,6 +91,17 @@ def has_region(source: str, region: str) -> bool:
     return any(line.strip() == REGIONS[region][0] for line in source.splitlines())
 
 
+def lock(cell) -> None:
+    """Lock ``cell`` in JupyterLab as nbgrader's release does: a solution cannot be deleted (it is written in),
+    a check cell or another locked cell can be neither deleted nor edited."""
+    grading = cell.get("metadata", {}).get("nbgrader", {})
+    if grading.get("solution"):
+        cell.metadata["deletable"] = False
+    elif grading.get("grade") or grading.get("locked"):
+        cell.metadata["deletable"] = False
+        cell.metadata["editable"] = False
+
+
 def exercise_from_solution(solution: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
     """The learner version of one solutions notebook."""
     exercise = copy.deepcopy(solution)
@@ -108,6 +121,7 @@ def exercise_from_solution(solution: nbformat.NotebookNode, path: Path) -> nbfor
             cell.metadata.pop("execution", None)
         elif cell.cell_type == "markdown":
             cell.source = replace_regions(cell.source, where, ["YOUR ANSWER HERE"], "SOLUTION")
+        lock(cell)
     exercise.metadata.pop("widgets", None)
     return exercise
 

@@ -82,6 +82,47 @@ def test_malformed_notebook_gives_a_clear_error(tmp_path):
         release.release(folder, tmp_path / "exercises")
 
 
+def test_graded_cells_are_locked_as_nbgraders_release_locks_them(tmp_path):
+    """Does a solution cell become undeletable, and a check cell undeletable and read-only, as in nbgrader's
+    release (its LockCells), while an ordinary cell stays free?"""
+    check = nbformat.v4.new_code_cell("checks.check_f(f)")
+    check.metadata["nbgrader"] = {"grade": True, "grade_id": "check_f", "locked": True, "points": 1,
+                                  "schema_version": 3, "solution": False, "task": False}
+    answer = nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\nIt is.\n### END SOLUTION")
+    answer.metadata["nbgrader"] = {"grade": True, "grade_id": "q", "points": 1, "solution": True, "locked": False}
+    free = nbformat.v4.new_code_cell("print(1)")
+    cells = exercise_cells(tmp_path, [solution_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x\n"
+                                                    "    ### END SOLUTION"), check, answer, free])
+    locks = [{key: cell.metadata[key] for key in ("deletable", "editable") if key in cell.metadata} for cell in cells]
+    assert locks == [{"deletable": False}, {"deletable": False, "editable": False}, {"deletable": False}, {}]
+
+
+def test_every_graded_cell_of_the_committed_exercises_is_locked():
+    for path in sorted((ROOT / "exercises").glob("*.ipynb")):
+        for index, cell in enumerate(nbformat.read(str(path), as_version=4).cells):
+            meta = grading(cell)
+            if meta.get("solution"):
+                assert cell.metadata.get("deletable") is False, f"{path.name} cell {index}: a solution can be deleted"
+            elif meta.get("grade") or meta.get("locked"):
+                assert (cell.metadata.get("deletable"), cell.metadata.get("editable")) == (False, False), \
+                    f"{path.name} cell {index} ({meta.get('grade_id')}): a check cell is not locked"
+            else:
+                assert "deletable" not in cell.metadata and "editable" not in cell.metadata, f"{path.name} cell {index}"
+
+
+def test_a_check_cell_unlocked_by_hand_is_drift(tmp_path):
+    shutil.copytree(ROOT / "solutions", tmp_path / "solutions")
+    shutil.copytree(ROOT / "exercises", tmp_path / "exercises")
+    release.main(["--solutions", str(tmp_path / "solutions"), "--exercises", str(tmp_path / "exercises")])
+    edited = tmp_path / "exercises" / "01_attention_by_hand.ipynb"
+    notebook = nbformat.read(str(edited), as_version=4)
+    [check] = [cell for cell in notebook.cells if grading(cell).get("grade_id") == "check_softmax"]
+    del check.metadata["editable"]
+    edited.write_text(release.notebook_text(notebook), encoding="utf-8")
+    assert release.stale_exercises(tmp_path / "solutions", tmp_path / "exercises") == [
+        "01_attention_by_hand.ipynb: differs from its solutions notebook"]
+
+
 def test_committed_exercises_are_exactly_what_the_generator_writes():
     assert release.stale_exercises() == []
 
