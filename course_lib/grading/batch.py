@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from course_lib.grading import files, judging, reports
+from course_lib.grading import class_page, files, judging, reports
 from course_lib.grading.context import Context, Options
 from course_lib.grading.judging import GraderError
 from course_lib.grading.submission import grade_safely
@@ -35,13 +35,17 @@ def outputs(out: Path) -> tuple[Path, Path]:
 
 
 def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, force: bool = False,
-                progress=None) -> list[dict]:
-    """Grade many submissions, writing CSV, JSON and HTML after each one; skip those already graded.
+                progress=None, roots: dict[str, Path | None] | None = None, cluster: str | None = None) -> list[dict]:
+    """Grade many submissions, writing CSV, JSON and HTML after each one; skip those already graded. At the
+    end, write the class report and the gradebook (:mod:`.class_page`).
 
     Submissions are known by their absolute path, so a rerun from another folder or with the folder typed
-    differently still skips what is graded; files that no longer exist drop out of the reports.
+    differently still skips what is graded; files that no longer exist drop out of the reports. ``roots``
+    (absolute path -> the folder it was collected from, :func:`.files.collected`) tells whose each one is;
+    without it, the folder common to them all is the root. With ``cluster`` (a Dask scheduler's address), the
+    submissions are graded on its workers (:mod:`.cluster`) instead of in local threads.
     """
-    context = Context(options)
+    context = Context(options, here=cluster is None)
     try:
         json_path, pages = outputs(out)
         try:
@@ -53,11 +57,14 @@ def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, f
         results = {k: r for k, r in results.items() if Path(k).exists() or Path(k).is_symlink()}
         todo = [p for p in paths if force or files.key(p) not in results
                 or results[files.key(p)].get("sha256") != files.sha256(p)
-                or results[files.key(p)].get("trusted", False) != options.trusted]
+                or results[files.key(p)].get("trusted", False) != options.trusted
+                or results[files.key(p)].get("status") == "grader-error"]  # not graded: try again
         progress = progress or Progress(len(todo), len(paths) - len(todo))
         names = reports.page_names(sorted({*results, *(files.key(p) for p in paths)}))
         functions = list(dict.fromkeys(name for e in context.exercises.values() for name, _ in e.functions))
         lock = threading.Lock()
+        common = files.common_root(paths)
+        root_of = lambda result: (roots or {}).get(result["path"], common)
 
         def write_reports() -> None:
             ordered = [results[k] for k in sorted(results)]
@@ -67,13 +74,18 @@ def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, f
 
         def record(result: dict) -> None:
             with lock:
-                results[result["path"]] = result
+                results[result["path"]] = files.label(result, root_of(result))
                 result["feedback_page"] = str(pages / names[result["path"]])
                 write_reports()
                 reports.write_atomic(pages / names[result["path"]], reports.feedback_page(result))
                 progress.update(result)
 
-        if jobs <= 1:
+        if cluster is not None:
+            from course_lib.grading.cluster import grade_on_cluster
+
+            for result in grade_on_cluster(cluster, todo, options, context):
+                record(result)
+        elif jobs <= 1:
             for path in todo:
                 record(grade_safely(path, context))
         else:
@@ -82,7 +94,9 @@ def grade_batch(paths: list[Path], out: Path, options: Options, jobs: int = 1, f
                     record(future.result())
         progress.close()
         write_reports()  # also when nothing was regraded (e.g. after the report files were deleted)
-        return [results[files.key(p)] for p in paths if files.key(p) in results]
+        graded = [results[files.key(p)] for p in paths if files.key(p) in results]
+        class_page.write_class_report([results[k] for k in sorted(results)], json_path)
+        return graded
     finally:
         context.close()
 
@@ -125,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     parser.add_argument("--force", action="store_true", help="regrade submissions already in the output")
+    parser.add_argument("--cluster", metavar="tcp://HOST:8786", help="grade on the workers of this Dask scheduler "
+                        "(each in its own sandbox there) instead of here; needs --out and the distributed package")
     parser.add_argument("--timeout", type=float, default=Options.cell_timeout, help="seconds per cell (default 30)")
     parser.add_argument("--total-timeout", type=float, default=Options.total_timeout,
                         help="seconds per submission (default 600)")
@@ -137,24 +153,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", default=os.environ.get("COURSE_GRADE_SECRET"),
                         help="derive the hidden cases from this secret (default: $COURSE_GRADE_SECRET, else a fresh "
                              "one per run); never put it where students can read it")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        return class_page.main(argv[1:])
     args = parser.parse_args(argv)
     options = Options(args.timeout, args.total_timeout, args.memory_mb, args.solutions, args.trusted, args.secret)
     try:
         if args.jobs < 1:
             raise GraderError(f"--jobs must be at least 1, got {args.jobs}.")
-        paths = files.collect(args.paths)
+        if args.cluster and args.out is None:
+            raise GraderError("--cluster needs --out: the results are written there as they arrive.")
+        found = files.collected(args.paths)
+        paths, roots = [path for path, _ in found], {files.key(path): root for path, root in found}
         if args.out is not None:
-            results = grade_batch(paths, args.out, options, jobs=args.jobs, force=args.force)
+            results = grade_batch(paths, args.out, options, jobs=args.jobs, force=args.force, roots=roots,
+                                  cluster=args.cluster)
             counts: dict[str, int] = {}
             for r in results:
                 counts[r["status"]] = counts.get(r["status"], 0) + 1
             summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
             print(f"graded {len(results)} submission(s): {summary}. Wrote {args.out}, "
-                  f"{outputs(args.out)[0]} and {outputs(args.out)[1]}/")
+                  f"{outputs(args.out)[0]}, {outputs(args.out)[1]}/ and "
+                  f"{' and '.join(map(str, class_page.class_outputs(outputs(args.out)[0])))}")
             return 0
         context = Context(options)
         try:
-            results = [grade_safely(path, context) for path in paths]
+            results = [files.label(grade_safely(path, context), roots[files.key(path)]) for path in paths]
         finally:
             context.close()
     except GraderError as error:

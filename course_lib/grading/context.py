@@ -46,8 +46,9 @@ def require_sandbox(options: Options) -> None:
 class Context:
     """What a batch shares: the exercises, the seeds, and one course-library view per exercise."""
 
-    def __init__(self, options: Options):
-        require_sandbox(options)
+    def __init__(self, options: Options, here: bool = True):
+        if here:  # (not when the submissions are graded elsewhere, on a cluster's workers: see .cluster)
+            require_sandbox(options)
         self.options = options
         self.exercises = judging.catalogue(options.solutions)
         self.seeds = judging.Seeds(options.secret)

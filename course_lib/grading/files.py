@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import os
 import stat
@@ -34,24 +35,32 @@ class Unreadable(ValueError):
 def collect(paths: Iterable[str]) -> list[Path]:
     """The files named by ``paths``: files, folders (searched, not following links) and glob patterns. Odd
     files named ``*.ipynb`` are kept, to be reported; the same file reached twice is kept once."""
-    found: list[Path] = []
+    return [path for path, _ in collected(paths)]
+
+
+def collected(paths: Iterable[str]) -> list[tuple[Path, Path | None]]:
+    """:func:`collect`, each file with the folder it was found in (the folder given, or a glob pattern's folder
+    part; None for a file named on its own): the root below which a student's folder is looked for."""
+    paths = list(paths)
+    found: list[tuple[Path, Path | None]] = []
     for given in paths:
         path = Path(given)
         if path.is_dir() and not path.is_symlink():
             for folder, folders, files in os.walk(path):  # os.walk does not follow symlinked folders
                 folders[:] = sorted(f for f in folders if f != ".ipynb_checkpoints")
-                found += [Path(folder) / name for name in sorted(files + folders) if name.endswith(".ipynb")]
+                found += [(Path(folder) / name, path) for name in sorted(files + folders) if name.endswith(".ipynb")]
         elif os.path.lexists(path):
-            found.append(path)
+            found.append((path, None))
         elif any(char in given for char in "*?["):
             matches = sorted(Path(p) for p in glob.glob(given, recursive=True))
             if not matches:
                 raise GraderError(f"no files match {given!r}.")
-            found += matches
+            fixed = Path(*[part for part in itertools.takewhile(lambda p: not any(c in p for c in "*?["), path.parts)])
+            found += [(match, fixed) for match in matches]
         else:
             raise GraderError(f"no such file or folder: {given}")
     unique, seen = [], set()
-    for path in found:
+    for path, root in found:
         try:
             info = path.lstat()
             identity = (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else str(path.absolute())
@@ -59,10 +68,43 @@ def collect(paths: Iterable[str]) -> list[Path]:
             identity = str(path.absolute())
         if identity not in seen:
             seen.add(identity)
-            unique.append(path)
+            unique.append((path, root))
     if not unique:
         raise GraderError(f"no notebooks (*.ipynb) found in {', '.join(paths)}.")
     return unique
+
+
+def student_of(path: Path | str, root: Path | str | None, lesson: str | None) -> str:
+    """Whose submission this is. In the collected layout, ``root/<student>/<lesson>.ipynb`` (nbgrader's, also
+    ``root/<student>/<assignment>/<notebook>.ipynb``), the first folder below the root; in a flat folder
+    (``alice_01_attention_by_hand.ipynb``), the file name without the lesson's name, or the whole name."""
+    path = Path(path)
+    if root is not None:
+        try:
+            parts = Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).parts
+        except ValueError:
+            parts = ()
+        if len(parts) >= 2:
+            return parts[0]
+    stem = path.name.removesuffix(".ipynb")
+    if lesson and lesson in stem:
+        rest = stem.replace(lesson, " ").strip(" _-.")
+        return rest or stem
+    return stem
+
+
+def common_root(paths: Iterable[Path | str]) -> Path | None:
+    """The folder common to all these files' folders: the root when a batch's roots are not known."""
+    folders = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    return Path(os.path.commonpath(folders)) if folders else None
+
+
+def label(result: dict, root: Path | str | None) -> dict:
+    """Add to a result whose submission it is (``student``) and which lesson (``lesson``: the exercise, or the
+    file's name when the notebook is not one)."""
+    result["student"] = student_of(result["file"], root, result.get("exercise"))
+    result["lesson"] = result.get("exercise") or Path(result["file"]).name.removesuffix(".ipynb")
+    return result
 
 
 def read_bytes(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:

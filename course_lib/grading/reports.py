@@ -19,7 +19,8 @@ TRUSTED_BANNER = ("Graded WITHOUT a sandbox (--trusted): the submissions' code r
 
 def table(result: dict) -> str:
     """The plain-text report of one submission, as printed by ``course-grade FILE``."""
-    lines = [f"{result['file']}: {result['exercise'] or '-'}  status {result['status']}"]
+    student = f" (student {result['student']})" if result.get("student") else ""
+    lines = [f"{result['file']}{student}: {result['exercise'] or '-'}  status {result['status']}"]
     if result.get("trusted"):
         lines.insert(0, f"!! {TRUSTED_BANNER}")
     rows = [(e["function"], f"{e['points']:g}/{e['max_points']:g}", e["status"], e["feedback"])
@@ -44,11 +45,11 @@ def spreadsheet_safe(value) -> str:
 def write_csv(results: list[dict], path: Path, functions: list[str], trusted: bool = False) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "exercise", *functions, "total", "max", "percent", "status", "notes"])
+    writer.writerow(["file", "student", "exercise", *functions, "total", "max", "percent", "status", "notes"])
     for r in results:
         scored = {e["function"]: e["points"] for e in r["exercises"]}
         notes = list(r["notes"]) + ([TRUSTED_BANNER] if r.get("trusted") else [])
-        row = [r["file"], r["exercise"] or "", *[f"{scored[f]:g}" if f in scored else "" for f in functions],
+        row = [r["file"], r.get("student", ""), r["exercise"] or "", *[f"{scored[f]:g}" if f in scored else "" for f in functions],
                f"{r['total']:g}", f"{r['max_total']:g}", r["percent"], r["status"], " | ".join(notes)]
         writer.writerow([spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in row])
     write_atomic(path, buffer.getvalue())

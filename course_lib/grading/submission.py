@@ -311,7 +311,13 @@ def grade_safely(path: Path | str, context: Context) -> dict[str, Any]:
     except GraderError:
         raise
     except Exception as error:  # a grader bug: report it against this file and carry on
-        result = {"file": str(path), "path": files.key(path), "sha256": files.sha256(Path(path)), "exercise": None,
-                  "total": 0, "max_total": 0, "exercises": [], "trusted": context.options.trusted}
-        return _finish(result, "grader-error", [f"the grader failed on this file ({type(error).__name__}: "
-                                                f"{error}); please report it with the notebook."], time.monotonic())
+        return not_graded(path, context.options.trusted, f"the grader failed on this file ({type(error).__name__}: "
+                                                         f"{error}); please report it with the notebook.")
+
+
+def not_graded(path: Path | str, trusted: bool, why: str) -> dict[str, Any]:
+    """The result of a submission the grader could not grade (status ``grader-error``), saying why; a rerun of
+    the batch grades it again."""
+    result = {"file": str(path), "path": files.key(path), "sha256": files.sha256(Path(path)), "exercise": None,
+              "total": 0, "max_total": 0, "exercises": [], "trusted": trusted}
+    return _finish(result, "grader-error", [why], time.monotonic())
