@@ -11,7 +11,12 @@ One job per module:
 * :mod:`.session` — one sandboxed worker, driven and measured from outside;
 * :mod:`.judging` — exercises, secret seeds, what is lent and withheld, verdicts from data;
 * :mod:`.reports` — the table, CSV, JSON and feedback pages;
+* :mod:`.class_report`, :mod:`.class_page`, :mod:`.gradebook` — the class's view: what the report shows (data),
+  the report's page, and the gradebook CSV (``course-grade report grades.json``);
+* :mod:`.cluster` — grading a batch on a Dask cluster's workers (``--cluster``);
+* :mod:`.progress` — the learner's own exercises, graded in trusted mode (``python3 course.py progress``);
 * :mod:`.batch` — one submission's steps, batches, and the command line (``course-grade``).
 
-Tests: tests/test_grade.py (grading), tests/test_grade_sandbox.py (attacks). Guide: TEACHERS.md.
+Tests: tests/test_grade.py (grading), tests/test_grade_sandbox.py (attacks), tests/test_class_report.py,
+tests/test_grade_cluster.py, tests/test_progress.py. Guide: TEACHERS.md.
 """
