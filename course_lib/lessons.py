@@ -78,7 +78,6 @@ LESSONS = (
            ("elu_feature_map", "linear_attention", "causal_linear_attention", "positive_random_features"),
            ("recurrent_state_explorer",), ("tests/test_linear.py", "tests/test_measure.py")),
     Lesson("10_capstone", "The capstone: your attention inside a real language model", ("course_lib.llama",),
-           ("cached_attention",), (), ("tests/test_llama.py",),
-           note="sections 1-3 of the lesson and the first graded function; the rest of issue 14 (sliding window "
-                "and sinks, real heads, the trophy, a widget, two more graded functions) comes next"),
+           ("cached_attention",), ("generation_explorer",), ("tests/test_llama.py", "tests/test_llama_heads.py"),
+           note="the first graded function; two more (issue 14) come next"),
 )

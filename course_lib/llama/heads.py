@@ -10,7 +10,7 @@ after the earlier copy of the current one. :func:`head_scores` scores all 30 x 9
 
 Shapes: ``L`` layers, ``H`` heads, ``B`` batch, ``T`` positions, ``R`` the length of the random sequence.
 
-Lesson: notebooks/10_capstone.ipynb (section 5). Tests: tests/test_llama.py.
+Lesson: notebooks/10_capstone.ipynb (sections 5-7). Tests: tests/test_llama_heads.py.
 """
 from __future__ import annotations
 

@@ -17,3 +17,4 @@ from course_lib.widgets.l06_the_cost_of_attention import context_explorer, conte
 from course_lib.widgets.l07_sparse_attention import pattern_mask, sparse_explorer, SPARSE_PATTERNS, sparse_view
 from course_lib.widgets.l08_flash_attention import online_softmax_explorer, online_softmax_view
 from course_lib.widgets.l09_linear_attention import recurrent_state_explorer, recurrent_state_view
+from course_lib.widgets.l10_capstone import generation_explorer, generation_view

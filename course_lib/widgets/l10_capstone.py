@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from course_lib import measure
+from course_lib.plots import set_bars, weight_bars
 from course_lib.widgets.figures import interactive_figure, new_figure
 
 
@@ -43,10 +44,7 @@ def generation_explorer(record: dict):
     layers, heads, _ = record["weights"][0].shape
     longest = record["weights"][-1].shape[-1]
     figure, (ax, cache_ax) = new_figure(2, width=5.0, height=3.6)
-    figure.subplots_adjust(wspace=0.35)
-    bars = ax.bar(range(longest), np.zeros(longest), color="tab:blue")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("attention weight")
+    bars = weight_bars(ax, np.zeros(longest), record["pieces"][:longest])
     ax.set_xlim(-0.5, longest - 0.5)
     cache_bars = cache_ax.bar(range(steps), np.asarray(record["cache_bytes"]) / 2**10, color="lightgray")
     cache_ax.set_xlabel("generation step")
@@ -55,15 +53,14 @@ def generation_explorer(record: dict):
     def update(step, layer, head):
         view = generation_view(record, step, layer, head)
         length = len(view["weights"])
-        for position, bar in enumerate(bars):
-            bar.set_height(view["weights"][position] if position < length else 0.0)
-            bar.set_color("tab:red" if position == length - 1 else "tab:blue")
+        set_bars(bars, np.pad(view["weights"], (0, longest - length)), highlight=length - 1)  # the newest: orange
         ax.set_xticks(range(length), view["pieces"], rotation=90, fontsize=7)
         ax.set_title(view["title"], fontsize=8)
         for index, bar in enumerate(cache_bars):
             bar.set_color("tab:orange" if index <= step else "lightgray")
         cache_ax.set_title(view["cache_title"], fontsize=8)
 
+    update(step=0, layer=0, head=0)  # titles and token names in place before the layout is fixed
     return interactive_figure(
         figure, update,
         step=widgets.IntSlider(value=0, min=0, max=steps - 1, description="step"),
