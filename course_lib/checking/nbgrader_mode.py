@@ -4,15 +4,17 @@ For a learner a check never crashes the notebook: it prints its verdict. nbgrade
 as failed only when it raises, and says so in its environment: ``NBGRADER_EXECUTION`` is ``"validate"`` while
 ``nbgrader validate`` (the student's Validate button) runs a notebook, and ``"autograde"`` while ``nbgrader
 autograde`` does (nbgrader/validator.py and nbgrader/converters/autograde.py, 0.9). Then a failing check raises
-:class:`CheckFailed` with the very message the learner would have read.
+:class:`CheckFailed` with the very message the learner would have read (in lines short enough for nbgrader).
 
 Part of :mod:`course_lib.checking`. Tests: tests/test_nbgrader.py.
 """
 from __future__ import annotations
 
 import os
+import textwrap
 
 NBGRADER_MODES = ("validate", "autograde")  # the values nbgrader gives NBGRADER_EXECUTION
+WIDTH = 68  # nbgrader validate cuts each line of an error at 87 characters; "CheckFailed: " and its indent come first
 
 
 class CheckFailed(AssertionError):
@@ -28,5 +30,11 @@ def raise_if_graded(result):
     """``result`` itself, except under nbgrader, where a failing verdict is raised as :class:`CheckFailed`."""
     __tracebackhide__ = True  # IPython leaves this frame out of the traceback nbgrader shows
     if not result.passed and under_nbgrader():
-        raise CheckFailed(result.message)
+        raise CheckFailed(wrapped(result.message))
     return result
+
+
+def wrapped(message: str) -> str:
+    """The verdict in lines that ``nbgrader validate`` prints whole (it cuts long lines): the same words."""
+    return "\n".join(textwrap.fill(line, WIDTH, subsequent_indent="   ") if line else line
+                     for line in message.splitlines())
