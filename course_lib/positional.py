@@ -61,6 +61,22 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = BASE) -> 
     return rotated
 
 
+def apply_rope_rotate_half(x: torch.Tensor, positions: torch.Tensor, base: float = BASE) -> torch.Tensor:
+    """RoPE in the **rotate-half** layout of Hugging Face's Llama: feature i pairs with feature i + D/2.
+
+    The same rotations as :func:`apply_rope`, on another pairing of the features: a model trained with one
+    layout needs its query and key rows reordered to run with the other (lesson 10,
+    :func:`course_lib.llama.weights.rotate_half_order`).
+    """
+    require_rank("x", x, at_least=2)
+    if x.shape[-1] % 2:
+        raise ValueError(f"apply_rope_rotate_half needs an even feature size, got D={x.shape[-1]} (x shape {tuple(x.shape)})")
+    angles = rope_angles(torch.as_tensor(positions), x.shape[-1], base)  # (T, D/2)
+    cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)  # (T, D/2) each
+    first, second = x.chunk(2, dim=-1)  # (..., T, D/2) each: pair i is (first[i], second[i])
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)  # (..., T, D)
+
+
 def rope_score(query: torch.Tensor, key: torch.Tensor, query_position: int, key_position: int) -> torch.Tensor:
     """The dot product of a RoPE-rotated query at one position and a RoPE-rotated key at another."""
     rotated_query = apply_rope(query[None, :], torch.tensor([query_position]))[0]  # (D,)

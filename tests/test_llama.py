@@ -21,7 +21,7 @@ from course_lib import flash, llama
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.llama import files, model as llama_model, weights as llama_weights
 from course_lib.multihead import grouped_query_attention
-from course_lib.positional import rope_angles
+from course_lib.positional import apply_rope_rotate_half
 
 QUESTION = "What is the capital of France?"
 LOGIT_TOLERANCE = 1e-4  # float32 through 30 layers: different summation orders differ by about 1e-5
@@ -217,14 +217,6 @@ def test_it_answers_the_question_as_smollm2_does(model):
     assert llama.chat(model, QUESTION) == "The capital of France is Paris."
 
 
-def _rotate_half_rope(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
-    """Hugging Face's RoPE: feature i pairs with feature i + D/2."""
-    angles = rope_angles(positions, x.shape[-1], base).to(x.dtype)  # (T, D/2)
-    cos, sin = torch.cat([angles.cos()] * 2, dim=-1), torch.cat([angles.sin()] * 2, dim=-1)  # (T, D) each
-    first, second = x.chunk(2, dim=-1)  # (..., T, D/2) each
-    return x * cos + torch.cat([-second, first], dim=-1) * sin  # (..., T, D)
-
-
 def test_the_gguf_rows_are_interleaved_pairs_so_lesson_05s_rope_fits_them(model):
     """Scores with lesson 05's interleaved RoPE on the GGUF's rows equal Hugging Face's rotate-half RoPE on the
     rows put back in Hugging Face's order; rotate-half on the GGUF's rows does not."""
@@ -241,8 +233,20 @@ def test_the_gguf_rows_are_interleaved_pairs_so_lesson_05s_rope_fits_them(model)
         return rope(q, positions, config.rope_base) @ rope(k, positions, config.rope_base).transpose(-2, -1)
 
     interleaved = scores(llama_model.apply_rope, reorder=False)  # (3, T, T)
-    torch.testing.assert_close(interleaved, scores(_rotate_half_rope, reorder=True), rtol=1e-4, atol=1e-4)
-    assert (interleaved - scores(_rotate_half_rope, reorder=False)).abs().max() > 1.0
+    torch.testing.assert_close(interleaved, scores(apply_rope_rotate_half, reorder=True), rtol=1e-4, atol=1e-4)
+    assert (interleaved - scores(apply_rope_rotate_half, reorder=False)).abs().max() > 1.0
+
+
+def test_the_model_in_hugging_faces_layout_gives_the_same_logits(model, prompt):
+    """Rows reordered to rotate-half, with rotate-half RoPE: the same model; without the reordering, another."""
+    with torch.inference_mode():
+        expected = model(prompt)  # (1, T, vocab)
+        reordered = llama_model.in_rotate_half_layout(model)(prompt)  # (1, T, vocab)
+        not_reordered = llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: w)(prompt)
+    assert (reordered - expected).abs().max() < LOGIT_TOLERANCE
+    assert (not_reordered - expected).abs().max() > 1.0
+    with pytest.raises(ValueError, match="the rows move, the shape stays"):
+        llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: w[:-1])
 
 
 def _course_sdpa(query, key, value, attn_mask=None, is_causal=False):

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from course_lib.attention import scaled_dot_product_attention
+from course_lib import positional
 from course_lib.positional import apply_rope, rope_score, sinusoidal_encoding
 
 
@@ -58,3 +59,19 @@ def test_attention_without_positions_is_permutation_equivariant():
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@settings(max_examples=50, deadline=None)
+@given(pairs=st.integers(1, 8), length=st.integers(1, 6), seed=st.integers(0, 1000))
+def test_rotate_half_rope_is_the_same_rotations_on_features_paired_i_and_i_plus_half(pairs, length, seed):
+    """Interleaved feature 2i is rotate-half feature i and 2i + 1 is i + D/2: reorder, rotate, and it agrees."""
+    x = torch.randn(2, length, 2 * pairs, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    order = torch.cat([torch.arange(0, 2 * pairs, 2), torch.arange(1, 2 * pairs, 2)])  # (D,): evens, then odds
+    positions = torch.arange(3, 3 + length)
+    torch.testing.assert_close(positional.apply_rope_rotate_half(x[..., order], positions),
+                               positional.apply_rope(x, positions)[..., order], rtol=1e-12, atol=1e-12)
+
+
+def test_rotate_half_rope_names_an_odd_feature_size():
+    with pytest.raises(ValueError, match="even feature size, got D=3"):
+        positional.apply_rope_rotate_half(torch.zeros(2, 3), torch.arange(2))

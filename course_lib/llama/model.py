@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.llama.weights import Config
-from course_lib.positional import apply_rope
+from course_lib.positional import apply_rope, apply_rope_rotate_half
 from course_lib.validation import require_whole_numbers
 
 
@@ -131,8 +131,8 @@ class KVCache:
 class Llama:
     """The model: ``model(ids)`` gives logits (B, T, vocab); ``model.generate(ids, max_new_tokens)`` decodes."""
 
-    def __init__(self, config: Config, weights: dict[str, torch.Tensor], tokenizer=None):
-        self.config, self.weights, self.tokenizer = config, weights, tokenizer
+    def __init__(self, config: Config, weights: dict[str, torch.Tensor], tokenizer=None, rope: Callable = apply_rope):
+        self.config, self.weights, self.tokenizer, self.rope = config, weights, tokenizer, rope
         self.embedding = weights["token_embd.weight"]  # (vocab, E), also the LM head
 
     def layer_weight(self, layer: int, name: str) -> torch.Tensor:
@@ -176,8 +176,8 @@ class Llama:
         query = heads(h @ self.layer_weight(layer, "attn_q").T, config.num_heads)  # (B, H, T, D)
         key = heads(h @ self.layer_weight(layer, "attn_k").T, config.num_kv_heads)  # (B, Hkv, T, D)
         value = heads(h @ self.layer_weight(layer, "attn_v").T, config.num_kv_heads)  # (B, Hkv, T, D)
-        query = apply_rope(query, positions, config.rope_base)  # (B, H, T, D)
-        key = apply_rope(key, positions, config.rope_base)  # (B, Hkv, T, D)
+        query = self.rope(query, positions, config.rope_base)  # (B, H, T, D)
+        key = self.rope(key, positions, config.rope_base)  # (B, Hkv, T, D)
         if cache is not None:
             key, value = cache.append(layer, key, value)  # (B, Hkv, S, D) each
         if not grouped:
@@ -218,6 +218,24 @@ class Llama:
                 break
             logits = self(token[:, None], attention, kv, grouped) if cache else self(ids, attention, None, grouped)
         return ids
+
+
+def in_rotate_half_layout(model: Llama, reorder: Callable | None = None) -> Llama:
+    """The same model in Hugging Face's layout: every layer's query and key rows reordered by ``reorder``
+    (weight (H * D, in), num_heads) -> (H * D, in), by default :func:`~course_lib.llama.weights.rotate_half_order`,
+    and RoPE applied rotate-half. Right reordering gives the same logits; the other weights are shared."""
+    from course_lib.llama.weights import rotate_half_order
+
+    reorder = reorder or rotate_half_order
+    config, weights = model.config, dict(model.weights)
+    for layer in range(config.num_layers):
+        for name, heads in (("attn_q", config.num_heads), ("attn_k", config.num_kv_heads)):
+            key = f"blk.{layer}.{name}.weight"
+            weights[key] = torch.as_tensor(reorder(weights[key], heads))  # (heads * D, E)
+            if weights[key].shape != model.weights[key].shape:
+                raise ValueError(f"reordering {key} {tuple(model.weights[key].shape)} with {heads} heads gave shape "
+                                 f"{tuple(weights[key].shape)}: the rows move, the shape stays")
+    return Llama(config, weights, model.tokenizer, rope=apply_rope_rotate_half)
 
 
 def _choose(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
