@@ -6,6 +6,7 @@ with the reason."""
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -50,14 +51,18 @@ def comparable(results: list[dict]) -> dict[str, tuple]:
 
 
 class KillOneWorkerMidBatch(batch.Progress):
-    """After the first result arrives, kill a worker that is grading a submission at that moment."""
+    """After the first result arrives, kill a worker that is grading a submission at that moment; and check
+    that every result is in grades.json on disk when it is announced (written as it arrives)."""
 
-    def __init__(self, local: cluster.LocalCluster, total: int):
+    def __init__(self, local: cluster.LocalCluster, total: int, written: Path):
         super().__init__(total, stream=io.StringIO())
-        self.local, self.killed, self.in_flight = local, None, []
+        self.local, self.killed, self.in_flight, self.written = local, None, [], written
+        self.on_disk: list[int] = []
 
     def update(self, result: dict) -> None:
         super().update(result)
+        self.on_disk.append(len(json.loads(self.written.read_text())))
+        assert result["path"] in {r["path"] for r in json.loads(self.written.read_text())}
         if self.killed is None:
             with Client(self.local.address, set_as_default=False) as client:
                 names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
@@ -75,13 +80,14 @@ def test_a_cluster_grades_as_locally_and_a_worker_killed_mid_batch_loses_nothing
     local = batch.grade_batch(paths, tmp_path / "local" / "grades.csv", OPTIONS, jobs=2, roots=roots,
                               progress=batch.Progress(len(paths), stream=io.StringIO()))
     with cluster.local_cluster(2, tmp_path / "cluster") as running:
-        progress = KillOneWorkerMidBatch(running, len(paths))
+        progress = KillOneWorkerMidBatch(running, len(paths), tmp_path / "remote" / "grades.json")
         remote = batch.grade_batch(paths, tmp_path / "remote" / "grades.csv", OPTIONS, roots=roots,
                                    cluster=running.address, progress=progress)
         assert progress.killed is not None and progress.in_flight, "no worker was busy when one was killed"
         assert running.workers[progress.killed].returncode == -9
         assert running.workers[1 - progress.killed].poll() is None
     assert progress.done == len(paths) == len(remote)
+    assert progress.on_disk == list(range(1, len(paths) + 1))  # one more on disk with each result
     assert comparable(remote) == comparable(local)
     assert sorted(r["status"] for r in remote) == ["invalid-notebook", "not-a-file"] + ["ok"] * 7
     assert sorted(r["total"] for r in remote if r["status"] == "ok") == [0, 0, 3, 3, 3, 4, 4]
