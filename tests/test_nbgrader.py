@@ -5,6 +5,7 @@ student. Without nbgrader those tests skip, saying why, except in CI (CI=true), 
 from __future__ import annotations
 
 import copy
+import csv
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from conftest import ROOT, grading
 from course_lib import checks
 from course_lib.checking import CheckFailed, under_nbgrader
+from course_lib.checks import LESSON_MODULES
 
 
 def softmax_over_axis_0(x, axis=-1):
@@ -168,6 +170,12 @@ def check_cell_outputs(course: Path, lesson: str, student: str, grade_id: str) -
     return "\n".join(output.get("text", "") + "\n".join(output.get("traceback", [])) for output in cell.outputs)
 
 
+def lesson_checks(lesson: str):
+    """The checks of a lesson's graded functions, in the notebook's order."""
+    [module] = [m for m in LESSON_MODULES if m.__name__.endswith(f".l{lesson}")]
+    return module.CHECKS
+
+
 @needs_nbgrader
 def test_nbgrader_scores_each_function_once(course):
     from nbgrader.api import Gradebook
@@ -212,3 +220,19 @@ def test_nbgrader_validate_fails_the_wrong_notebook_and_passes_the_complete_one(
     function = MISTAKES[lesson][0]
     assert [cell["source"] for cell in wrong["failed"]] == [f"checks.check_{function}({function})"]
     assert "CheckFailed" in wrong["failed"][0]["error"] and f"❌ {function}: on" in wrong["failed"][0]["error"]
+
+
+@needs_nbgrader
+def test_course_grade_gives_the_same_points_as_nbgrader(course, tmp_path):
+    """The two routes agree, function by function, on the same handed-in notebooks (course-grade's own
+    protections are tested elsewhere: here it runs --trusted, on notebooks this test wrote)."""
+    out = tmp_path / "grades.csv"
+    done = subprocess.run([sys.executable, "-m", "course_lib.grading", str(course / "submitted"), "--out", str(out),
+                           "--jobs", "2", "--trusted"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with out.open(newline="", encoding="utf-8") as file:
+        rows = {Path(row["file"]).parts[-3:-1]: row for row in csv.DictReader(file)}
+    for (lesson, student), points in EXPECTED.items():
+        row = rows[(student, lesson)]
+        functions = [check.name for check in lesson_checks(lesson)]
+        assert [float(row[name]) for name in functions] == points, (lesson, student, row)
