@@ -97,6 +97,14 @@ def test_the_most_frequent_mistake_comes_first_counted_over_its_lesson_with_an_a
     assert not any(m.diagnosis == "the cell still raises NotImplementedError" for m in mistakes)
 
 
+def test_an_example_that_names_nobody_is_preferred_to_one_with_a_name_cut_out():
+    plain = entry("softmax", "failed", f"❌ softmax: on a (4, 4) matrix: {DIVIDED}.")
+    example = class_report.frequent_mistakes([result("ana", [divided("ana")]), result("ben", [plain])], KNOWN)[0].example
+    assert example == f"softmax: on a (4, 4) matrix: {DIVIDED}."
+    cut = class_report.anonymised("seen by ana, in banana", {"file": "/x/ana/01.ipynb", "student": "ana"})
+    assert cut == "seen by …, in banana"  # a name as a word only
+
+
 @pytest.mark.parametrize("status, feedback, says", [
     ("error", "❌ softmax: on a case, your code raised IndexError: index 3 is out of bounds", "its code raised IndexError"),
     ("failed", "❌ softmax: on a case: result: expected shape (2, 3), got (3, 2).", "an answer of the wrong shape"),

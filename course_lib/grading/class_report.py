@@ -102,12 +102,18 @@ def diagnosis(entry: dict, known: dict[str, list[str]]) -> str:
     return FUNCTION_STATUSES.get(entry["status"], entry["status"])
 
 
+def names_in(text: str, results: list[dict]) -> bool:
+    """Does ``text`` mention any student's name (as a word) or any submission's file?"""
+    names = {r.get("student") or "" for r in results} | {r["file"] for r in results}
+    return any(len(name) >= 3 and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) for name in names)
+
+
 def anonymised(text: str, result: dict) -> str:
     """A verdict with its submission's student and file names taken out, should the message quote them."""
     for name in sorted({result.get("student") or "", result["file"], result["file"].rsplit("/", 1)[-1]}, key=len,
                        reverse=True):
         if len(name) >= 3:
-            text = text.replace(name, "…")
+            text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "…", text)
     return text
 
 
@@ -117,17 +123,19 @@ def frequent_mistakes(results: list[dict], known: dict[str, list[str]] | None = 
     unfinished is no mistake (the pass rates count those)."""
     known = course_mistakes() if known is None else known
     out_of = {lesson: len(scores) for lesson, scores in score_distribution(results).items()}
-    found: dict[tuple[str, str, str], FrequentMistake] = {}
+    found: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}  # -> (verdict, its result) for each
     for result in graded(results):
         for entry in result["exercises"]:
             if entry["status"] == "passed" or entry["status"] in UNFINISHED:
                 continue
             key = (result["exercise"], entry["function"], diagnosis(entry, known))
-            if key not in found:
-                found[key] = FrequentMistake(*key, 0, out_of[result["exercise"]],
-                                             anonymised(entry["feedback"].removeprefix("❌ "), result))
-            found[key].count += 1
-    ranked = sorted(found.values(), key=lambda m: (-m.count, -m.count / m.out_of, m.lesson, m.function))
+            found.setdefault(key, []).append((entry["feedback"].removeprefix("❌ "), result))
+    mistakes = []
+    for key, verdicts in found.items():
+        unnamed = [text for text, _ in verdicts if not names_in(text, results)]  # one that names nobody, or
+        example = unnamed[0] if unnamed else anonymised(*verdicts[0])  # the first with its names cut out
+        mistakes.append(FrequentMistake(*key, len(verdicts), out_of[key[0]], example))
+    ranked = sorted(mistakes, key=lambda m: (-m.count, -m.count / m.out_of, m.lesson, m.function))
     return ranked[:limit]
 
 
