@@ -94,6 +94,24 @@ def test_a_cluster_grades_as_locally_and_a_worker_killed_mid_batch_loses_nothing
     assert (tmp_path / "remote" / "class_report.html").exists() and (tmp_path / "remote" / "gradebook.csv").exists()
 
 
+def test_a_submission_that_keeps_losing_its_worker_is_reported_and_graded_again_on_a_rerun(tmp_path):
+    """With a scheduler that gives a task up at its first lost worker, is the submission being graded on the
+    killed worker reported as grader-error (and only those), does the batch finish, and does a rerun grade it?"""
+    paths = make_class(tmp_path / "submissions")[:4]
+    out = tmp_path / "out" / "grades.csv"
+    with cluster.local_cluster(2, tmp_path / "cluster", allowed_failures=0) as running:
+        progress = KillOneWorkerMidBatch(running, len(paths), out.with_suffix(".json"))
+        first = batch.grade_batch(paths, out, OPTIONS, cluster=running.address, progress=progress)
+        lost = [r for r in first if r["status"] == "grader-error"]
+        assert len(first) == len(paths) and 1 <= len(lost) <= len(progress.in_flight)
+        assert all("the cluster lost the worker grading this file" in r["notes"][0] for r in lost)
+        again = batch.grade_batch(paths, out, OPTIONS, cluster=running.address,
+                                  progress=batch.Progress(len(lost), stream=io.StringIO()))
+    assert [r["status"] for r in again] == ["ok"] * 4
+    assert [r["seconds"] for r in again if r["path"] not in {x["path"] for x in lost}] == \
+           [r["seconds"] for r in first if r["path"] not in {x["path"] for x in lost}]  # the rest not regraded
+
+
 def test_the_command_line_refuses_a_cluster_it_cannot_use(tmp_path, capsys, monkeypatch):
     """Does --cluster without --out, or with nobody listening, end with a clear error (exit 2)?"""
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2)

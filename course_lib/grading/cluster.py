@@ -38,7 +38,8 @@ from course_lib.grading.judging import GraderError
 from course_lib.grading.submission import grade_safely, not_graded
 
 CONNECT_TIMEOUT = 30  # seconds to reach the scheduler and see a worker
-_contexts: dict[str, Context] = {}  # on a worker: one per batch's options, kept while the worker lives
+KEPT_CONTEXTS = 4  # on a worker: the grading contexts of the latest batches (one per batch's options)
+_contexts: dict[str, Context] = {}
 _lock = threading.Lock()
 
 
@@ -89,12 +90,15 @@ def worker_ready(options: dict) -> dict:
 
 
 def _context(options: dict) -> Context:
-    """The worker's grading context for these options: made once, kept while the worker lives."""
+    """The worker's grading context for these options: made once per batch; the oldest is closed when more
+    than KEPT_CONTEXTS batches have come (a worker may serve many batches in its life)."""
     key = json.dumps(options, sort_keys=True)
     with _lock:
         if key not in _contexts:
             _contexts[key] = Context(_options(options))
             atexit.register(_contexts[key].close)
+            while len(_contexts) > KEPT_CONTEXTS:
+                _contexts.pop(next(iter(_contexts))).close()
         return _contexts[key]
 
 
@@ -138,7 +142,7 @@ def grade_on_cluster(address: str, paths: list[Path], options: Options, context:
     client = client_for(address)
     try:
         check_workers(client, data, Path(options.solutions))
-        futures = {}
+        futures, batch = {}, secrets.token_hex(4)  # task keys unique to this batch (the cluster may serve others)
         for number, path in enumerate(paths):
             try:
                 content = files.read_bytes(path)
@@ -146,7 +150,7 @@ def grade_on_cluster(address: str, paths: list[Path], options: Options, context:
                 yield grade_safely(path, context)
                 continue
             future = client.submit(grade_on_worker, path.name, content, data, pure=False,
-                                   key=f"course-grade-{number}-{hashlib.sha256(content).hexdigest()[:12]}")
+                                   key=f"course-grade-{batch}-{number}-{hashlib.sha256(content).hexdigest()[:12]}")
             futures[future] = path
         for future in as_completed(futures, loop=client.loop):
             path = futures[future]
@@ -180,9 +184,11 @@ class LocalCluster:
 
 
 @contextlib.contextmanager
-def local_cluster(workers: int, folder: Path, threads: int = 1) -> Iterator[LocalCluster]:
+def local_cluster(workers: int, folder: Path, threads: int = 1,
+                  allowed_failures: int | None = None) -> Iterator[LocalCluster]:
     """A Dask scheduler and ``workers`` workers on 127.0.0.1, started with the ``dask`` command of this
-    environment (workers without a nanny, so a killed worker stays dead), stopped at the end."""
+    environment (workers without a nanny, so a killed worker stays dead), stopped at the end.
+    ``allowed_failures``: how many of its workers a task may lose before it is given up (Dask's default: 3)."""
     dask = Path(sys.executable).with_name("dask")
     if not dask.exists():
         raise GraderError(f"no `dask` command next to {sys.executable}: pip install distributed.")
@@ -191,15 +197,17 @@ def local_cluster(workers: int, folder: Path, threads: int = 1) -> Iterator[Loca
     scheduler_file.unlink(missing_ok=True)
     started: list[subprocess.Popen] = []
 
-    def start(arguments: list[str], log: str) -> subprocess.Popen:
+    def start(arguments: list[str], log: str, environment: dict | None = None) -> subprocess.Popen:
         with open(folder / log, "wb") as output:
             started.append(subprocess.Popen([str(dask), *arguments], stdout=output, stderr=subprocess.STDOUT,
-                                            start_new_session=True))
+                                            start_new_session=True, env={**os.environ, **(environment or {})}))
         return started[-1]
 
     try:
         scheduler = start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                           "--scheduler-file", str(scheduler_file)], "scheduler.log")
+                           "--scheduler-file", str(scheduler_file)], "scheduler.log",
+                          {} if allowed_failures is None else
+                          {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(allowed_failures)})
         deadline = time.monotonic() + CONNECT_TIMEOUT
         while not scheduler_file.exists() and time.monotonic() < deadline and scheduler.poll() is None:
             time.sleep(0.1)
