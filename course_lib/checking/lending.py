@@ -10,6 +10,7 @@ Part of :mod:`course_lib.checking`. Tests: tests/checks/test_lending.py.
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 from course_lib.checking.library import global_names
 
@@ -64,7 +65,30 @@ def lent_functions(check, function) -> tuple[dict | None, dict]:
     namespace = learners_namespace(function)
     if namespace is None:
         return None, {}
-    return namespace, {earlier.name: earlier.solution for earlier in earlier_checks(check)}
+    return namespace, {earlier.name: as_specified(earlier.solution, namespace.get(earlier.name))
+                       for earlier in earlier_checks(check)}
+
+
+def as_specified(course_function, own):
+    """The course's function, taking only the parameters that the learner's own version has (the exercise's
+    def line), as course-grade lends the solution cell: the course's ``linear_attention`` takes ``is_causal``,
+    the exercise's does not, and a later function that passes it must fail here as it fails there."""
+    try:
+        course, theirs = inspect.signature(course_function), inspect.signature(own)
+    except (TypeError, ValueError):  # no own version (or no signature to read): the course's as it is
+        return course_function
+    specified = course.replace(parameters=[p for name, p in course.parameters.items() if name in theirs.parameters])
+    name = course_function.__name__
+
+    def lent(*args, **kwargs):
+        try:
+            specified.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{name}() {error}") from None
+        return course_function(*args, **kwargs)
+
+    lent.__name__, lent.__signature__ = name, specified
+    return lent
 
 
 def notes_on_lent(check, function, namespace: dict | None, lent: dict) -> str:

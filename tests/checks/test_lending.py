@@ -158,3 +158,16 @@ def test_every_lent_function_takes_every_call_the_exercise_allows():
         for mine, theirs in zip(course, exercise):
             assert theirs.default is inspect.Parameter.empty or mine.default == theirs.default, (name, mine.name)
         assert all(p.default is not inspect.Parameter.empty for p in course[len(exercise):]), name
+
+
+def test_a_lent_function_takes_only_the_exercises_parameters():
+    """The course's linear_attention has is_causal, the exercise's has not: a causal_linear_attention that
+    passes it fails, as in course-grade, whose lent solution cell takes no is_causal either."""
+    namespace = notebook("import torch\n"
+                         "def elu_feature_map(x):\n    return torch.nn.functional.elu(x) + 1\n"
+                         "def linear_attention(query, key, value):\n    raise NotImplementedError()\n"
+                         "def causal_linear_attention(query, key, value):\n"
+                         "    return linear_attention(query, key, value, is_causal=True)\n")
+    result = checks.CHECKS["causal_linear_attention"].run(namespace["causal_linear_attention"])
+    assert result.status == "error"
+    assert "linear_attention() got an unexpected keyword argument 'is_causal'" in result.message
