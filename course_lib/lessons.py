@@ -78,6 +78,6 @@ LESSONS = (
            ("elu_feature_map", "linear_attention", "causal_linear_attention", "positive_random_features"),
            ("recurrent_state_explorer",), ("tests/test_linear.py", "tests/test_measure.py")),
     Lesson("10_capstone", "The capstone: your attention inside a real language model", ("course_lib.llama",),
-           ("cached_attention",), ("generation_explorer",), ("tests/test_llama.py", "tests/test_llama_heads.py"),
-           note="the first graded function; two more (issue 14) come next"),
+           ("cached_attention", "window_with_sinks_mask", "rotate_half_order"), ("generation_explorer",),
+           ("tests/test_llama.py", "tests/test_llama_heads.py", "tests/test_positional.py")),
 )

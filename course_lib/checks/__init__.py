@@ -36,7 +36,7 @@ from course_lib.checks.l07_sparse_attention import (check_sliding_window_attenti
 from course_lib.checks.l08_flash_attention import check_flash_attention, check_online_softmax_update
 from course_lib.checks.l09_linear_attention import (check_causal_linear_attention, check_elu_feature_map,
                                                      check_linear_attention, check_positive_random_features)
-from course_lib.checks.l10_capstone import check_cached_attention
+from course_lib.checks.l10_capstone import check_cached_attention, check_rotate_half_order, check_window_with_sinks_mask
 
 LESSON_MODULES = (l01_attention_by_hand, l02_masks_and_stability, l03_self_attention_in_pytorch,
                   l04_multihead_attention, l05_positions, l06_the_cost_of_attention, l07_sparse_attention,

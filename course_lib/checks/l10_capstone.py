@@ -1,4 +1,5 @@
-"""The checks of lesson 10, the capstone: attention for new tokens on top of a KV cache.
+"""The checks of lesson 10, the capstone: attention for new tokens on top of a KV cache, a sliding window with
+attention sinks, and the GGUF's query/key rows put back in Hugging Face's rotate-half order.
 
 Lesson: notebooks/10_capstone.ipynb, its exercise solutions/10_capstone.ipynb.
 Tests: tests/checks/test_l10_capstone.py.
@@ -111,4 +112,129 @@ check_cached_attention = Check(
 )
 
 
-CHECKS = (check_cached_attention,)
+def _window_cases(rng):
+    """A window of 3 and 2 sinks in 8 (where no two of the mistakes below agree), no sinks, a window of one token,
+    a window wider than the text, more sinks than the window, and a random one."""
+    sizes = ((8, 3, 2), (10, 4, 0), (6, 1, 1), (5, 10, 0), (9, 2, 4),
+             (int(rng.integers(10, 20)), int(rng.integers(2, 6)), int(rng.integers(1, 4))))
+    return [Case(f"length={n}, window={window}, sinks={sinks}", (n, window, sinks)) for n, window, sinks in sizes]
+
+
+def _window_where(length, window, sinks, allowed):
+    """(T, T) bool: query i sees key j iff ``allowed(i, j, window, sinks)``."""
+    import torch
+
+    rows, cols = torch.arange(length)[:, None], torch.arange(length)[None, :]  # (T, 1), (1, T)
+    return allowed(rows, cols, window, sinks)  # (T, T)
+
+
+def _window_simulator(allowed):
+    return lambda length, window, sinks: _window_where(length, window, sinks, allowed)
+
+
+_lesson_07_window = _window_simulator(lambda i, j, w, s: ((j <= i) & (j >= i - w)) | ((j < s) & (j <= i)))
+_sinks_ahead = _window_simulator(lambda i, j, w, s: ((j <= i) & (j > i - w)) | (j < s))
+_no_sinks = _window_simulator(lambda i, j, w, s: (j <= i) & (j > i - w))
+_window_both_ways = _window_simulator(lambda i, j, w, s: ((i - j).abs() < w) | ((j < s) & (j <= i)))
+_own_token_left_out = _window_simulator(lambda i, j, w, s: ((j < i) & (j >= i - w)) | ((j < s) & (j < i)))
+_window_reversed = _window_simulator(lambda i, j, w, s: ~(((j <= i) & (j > i - w)) | ((j < s) & (j <= i))))
+
+
+check_window_with_sinks_mask = Check(
+    name="window_with_sinks_mask",
+    points=2,
+    make_cases=_window_cases,
+    implementation="course_lib.llama.model.window_with_sinks_mask",
+    outputs=(Output("mask", kind="torch", dtype="bool"),),
+    mistakes=(
+        Mistake("this is lesson 07's causal window, i - window <= j <= i: window + 1 tokens. Here, as in Mistral and "
+                "Hugging Face's sliding_window, window counts the tokens a query sees, itself included: "
+                "i - window < j <= i.", like(_lesson_07_window)),
+        Mistake("the first tokens see sink tokens ahead of them: a sink is a token of the text like any other, seen "
+                "only once it has been read. Keep (j < sinks) & (j <= i).", like(_sinks_ahead)),
+        Mistake("the sinks are missing: besides its window, every token also sees the first `sinks` tokens of the "
+                "text (those before it).", like(_no_sinks)),
+        Mistake("your window looks ahead: the model is causal, so token i sees only keys j <= i, the window - 1 "
+                "before it and itself.", like(_window_both_ways)),
+        Mistake("each token must see itself: the window is the `window` latest tokens up to and including i "
+                "(i - window < j <= i), not the ones before it.", like(_own_token_left_out)),
+        Mistake("the meaning is reversed: True = may attend (inside the window, or a sink).", like(_window_reversed)),
+    ),
+    what="Boolean (T, T): token i sees keys i - window < j <= i and the first `sinks` tokens up to itself; "
+         "windows of one token and wider than the text, no sinks, more sinks than the window.",
+    withholds=("course_lib.sparse.sliding_window_mask", "course_lib.llama.model.bottom_right_mask"),
+)
+
+
+def _rows(rng, heads, head_dim, columns, dtype="float32"):
+    """Rows (heads * head_dim, columns) whose values tell every row apart (a row index plus noise)."""
+    import torch
+
+    index = torch.arange(heads * head_dim, dtype=getattr(torch, dtype))[:, None]  # (rows, 1)
+    return index + 0.01 * tensor(rng, heads * head_dim, columns, dtype=dtype)  # (rows, columns)
+
+
+def _reorder_cases(rng):
+    return [
+        Case("2 heads of 6 features, 4 inputs: (12, 4)", (_rows(rng, 2, 6, 4), 2)),
+        Case("3 heads of 8 features, 6 inputs: (24, 6)", (_rows(rng, 3, 8, 6), 3)),
+        Case("1 head of 10 features, 2 inputs: (10, 2)", (_rows(rng, 1, 10, 2), 1)),
+        Case("SmolLM2's key rows: 3 heads of 64 features, 576 inputs, float64",
+             (_rows(rng, 3, 64, 576, dtype="float64"), 3)),
+    ]
+
+
+def _llama_cpp_permute(weight, num_heads):
+    """What llama.cpp's converter does (Hugging Face -> GGUF), applied once more instead of undone."""
+    rows, columns = weight.shape
+    return weight.reshape(num_heads, 2, rows // num_heads // 2, columns).transpose(1, 2).reshape(rows, columns)
+
+
+def _across_heads(weight, num_heads):
+    rows, columns = weight.shape
+    return weight.reshape(rows // 2, 2, columns).transpose(0, 1).reshape(rows, columns)  # every head at once
+
+
+def _columns_reordered(weight, num_heads):
+    rows, columns = weight.shape
+    return weight.reshape(rows, columns // 2, 2).transpose(1, 2).reshape(rows, columns)  # the inputs moved
+
+
+def _unchanged(weight, num_heads):
+    return weight
+
+
+def _view_after_transpose(case, error) -> bool:
+    return "view size is not compatible" in str(error)
+
+
+check_rotate_half_order = Check(
+    name="rotate_half_order",
+    points=2,
+    make_cases=_reorder_cases,
+    implementation="course_lib.llama.weights.rotate_half_order",
+    outputs=(Output("reordered", kind="torch"),),
+    mistakes=(
+        Mistake("this is llama.cpp's own permutation (its converter's permute, which turns Hugging Face's order into "
+                "the GGUF's), applied once more instead of undone: within each head, the GGUF's row 2i + k must go "
+                "to row i + k·D/2. reshape(H, D/2, 2, in) then swap the two middle axes.", like(_llama_cpp_permute)),
+        Mistake("you reordered the pairs across the whole matrix; each head's D rows are reordered on their own, "
+                "so first split the rows into heads: reshape(num_heads, D/2, 2, in).", like(_across_heads)),
+        Mistake("you reordered the columns (the model's input features); RoPE pairs the output features, the rows "
+                "(heads * D, in) of the query and key projections.", like(_columns_reordered)),
+        Mistake("the rows are still in the GGUF's interleaved order: pair members (2i, 2i + 1) side by side. "
+                "Hugging Face's order puts every head's first members first (row i) and the second ones after "
+                "them (row i + D/2).", like(_unchanged)),
+    ),
+    error_hints=(
+        (_view_after_transpose,
+         "After transpose the tensor is not contiguous in memory, so .view cannot merge its axes: use .reshape "
+         "(or .contiguous().view)."),
+    ),
+    what="Each head's rows from the GGUF's interleaved pairs to Hugging Face's rotate-half order: 1, 2 and 3 "
+         "heads, SmolLM2's key size, float64.",
+    withholds=("course_lib.llama.model.in_rotate_half_layout",),
+)
+
+
+CHECKS = (check_cached_attention, check_window_with_sinks_mask, check_rotate_half_order)

@@ -9,7 +9,8 @@
 
 Modules: :mod:`~course_lib.llama.files` (where the model comes from, and the one download),
 :mod:`~course_lib.llama.weights` (GGUF to float32), :mod:`~course_lib.llama.tokenizer` (byte-level BPE),
-:mod:`~course_lib.llama.model` (the decoder, its attention hook and KV cache).
+:mod:`~course_lib.llama.model` (the decoder, its attention hook and KV cache),
+:mod:`~course_lib.llama.heads` (recording, scoring and silencing heads), :mod:`~course_lib.llama.texts` (a story).
 
 Lesson: notebooks/10_capstone.ipynb. Tests: tests/test_llama.py.
 """
@@ -21,13 +22,14 @@ import torch
 
 from course_lib.llama import files
 from course_lib.llama.files import fetch, model_path
-from course_lib.llama.model import (KVCache, Llama, bottom_right_mask, cached_attention, generation_speed, masked,
-                                    perplexity, torch_attention, window_with_sinks_mask)
+from course_lib.llama.model import (KVCache, Llama, bottom_right_mask, cached_attention, generation_speed,
+                                    in_rotate_half_layout, masked, perplexity, torch_attention, window_with_sinks_mask)
 from course_lib.llama.tokenizer import Tokenizer
 from course_lib.llama.weights import Config, read
 
 __all__ = ["Config", "KVCache", "Llama", "Tokenizer", "bottom_right_mask", "cached_attention", "chat", "fetch",
-           "generation_speed", "load", "masked", "model_path", "perplexity", "torch_attention", "window_with_sinks_mask"]
+           "generation_speed", "in_rotate_half_layout", "load", "masked", "model_path", "perplexity", "torch_attention",
+           "window_with_sinks_mask"]
 
 
 def load(path: str | Path | None = None) -> Llama:

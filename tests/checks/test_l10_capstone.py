@@ -86,6 +86,107 @@ def cached_additive_bias(query, key, value):
     return torch.einsum("...ts,...sd->...td", scores.softmax(-1), value)
 
 
+# window_with_sinks_mask: wrong ------------------------------------------------------------------------------
+
+def window_lesson_07(length, window, sinks):
+    """Lesson 07's causal window: i - window <= j <= i."""
+    i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    return ((j <= i) & (i - j <= window)) | ((j < sinks) & (j <= i))
+
+
+def window_sinks_ahead(length, window, sinks):
+    mask = torch.ones(length, length, dtype=torch.bool).tril() & ~torch.ones(length, length, dtype=torch.bool).tril(-window)
+    mask[:, :sinks] = True  # every row sees the sinks, the first rows too
+    return mask
+
+
+def window_without_sinks(length, window, sinks):
+    return torch.ones(length, length, dtype=torch.bool).tril().triu(-(window - 1))
+
+
+def window_both_ways(length, window, sinks):
+    i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    return ((i - j).abs() < window) | ((j < sinks) & (j <= i))
+
+
+def window_before_itself(length, window, sinks):
+    i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    return ((j < i) & (j >= i - window)) | ((j < sinks) & (j < i))
+
+
+def window_as_hidden(length, window, sinks):
+    """True where a key is hidden, as in torch's masked_fill."""
+    i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    return (j > i) | ((j <= i - window) & (j >= sinks))
+
+
+def window_as_floats(length, window, sinks):
+    """An additive mask, 0 or -inf, instead of booleans."""
+    i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    seen = ((j <= i) & (j > i - window)) | ((j < sinks) & (j <= i))
+    return torch.zeros(length, length).masked_fill(~seen, float("-inf"))
+
+
+# window_with_sinks_mask: right ------------------------------------------------------------------------------
+
+def window_by_loops(length, window, sinks):
+    mask = torch.zeros(length, length, dtype=torch.bool)
+    for i in range(length):
+        mask[i, max(0, i - window + 1):i + 1] = True
+        mask[i, :min(sinks, i + 1)] = True
+    return mask
+
+
+def window_from_bands(length, window, sinks):
+    """tril minus a shifted tril, plus the first columns of the lower triangle."""
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    band = causal & ~torch.ones(length, length, dtype=torch.bool).tril(-window)
+    sink_columns = torch.arange(length) < sinks
+    return band | (causal & sink_columns)
+
+
+# rotate_half_order: wrong -----------------------------------------------------------------------------------
+
+def reorder_llama_cpp_permute(weight, num_heads):
+    """llama.cpp's convert_hf_to_gguf permute, copied from the converter instead of inverted."""
+    rows, columns = weight.shape
+    return weight.reshape(num_heads, 2, rows // num_heads // 2, columns).swapaxes(1, 2).reshape(rows, columns)
+
+
+def reorder_across_heads(weight, num_heads):
+    return torch.cat([weight[0::2], weight[1::2]])  # evens, then odds, of the whole matrix
+
+
+def reorder_columns(weight, num_heads):
+    return torch.cat([weight[:, 0::2], weight[:, 1::2]], dim=1)
+
+
+def reorder_nothing(weight, num_heads):
+    head_dim = weight.shape[0] // num_heads
+    return weight.reshape(num_heads, head_dim, -1).reshape(weight.shape)
+
+
+def reorder_with_view(weight, num_heads):
+    rows, columns = weight.shape
+    return weight.view(num_heads, rows // num_heads // 2, 2, columns).transpose(1, 2).view(rows, columns)
+
+
+# rotate_half_order: right -----------------------------------------------------------------------------------
+
+def reorder_by_index(weight, num_heads):
+    """An index of where each row comes from: head h's row i + k·D/2 is the GGUF's row h·D + 2i + k."""
+    head_dim = weight.shape[0] // num_heads
+    within = torch.cat([torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)])  # (D,)
+    source = (torch.arange(num_heads)[:, None] * head_dim + within).reshape(-1)  # (H * D,)
+    return weight[source]
+
+
+def reorder_with_einops_style_permute(weight, num_heads):
+    rows, columns = weight.shape
+    per_head = weight.reshape(num_heads, rows // num_heads // 2, 2, columns)  # (H, D/2, 2, in)
+    return per_head.permute(0, 2, 1, 3).contiguous().view(rows, columns)
+
+
 WRONG = [
     ("cached_attention", cached_is_causal, "this is the top-left causal alignment"),
     ("cached_attention", cached_no_mask, "every new token sees every key"),
@@ -95,11 +196,27 @@ WRONG = [
     ("cached_attention", cached_unscaled, "not scaled by 1/√D"),
     ("cached_attention", cached_square_mask, "The mask is (T, S), T new queries against all S keys"),
     ("cached_attention", cached_with_weights, "output: expected a torch tensor, got a tuple of length 2"),
+    ("window_with_sinks_mask", window_lesson_07, "this is lesson 07's causal window"),
+    ("window_with_sinks_mask", window_sinks_ahead, "the first tokens see sink tokens ahead of them"),
+    ("window_with_sinks_mask", window_without_sinks, "the sinks are missing"),
+    ("window_with_sinks_mask", window_both_ways, "your window looks ahead"),
+    ("window_with_sinks_mask", window_before_itself, "each token must see itself"),
+    ("window_with_sinks_mask", window_as_hidden, "the meaning is reversed"),
+    ("window_with_sinks_mask", window_as_floats, "bool"),
+    ("rotate_half_order", reorder_llama_cpp_permute, "this is llama.cpp's own permutation"),
+    ("rotate_half_order", reorder_across_heads, "you reordered the pairs across the whole matrix"),
+    ("rotate_half_order", reorder_columns, "you reordered the columns"),
+    ("rotate_half_order", reorder_nothing, "the rows are still in the GGUF's interleaved order"),
+    ("rotate_half_order", reorder_with_view, "use .reshape"),
 ]
 
 RIGHT = [
     ("cached_attention", cached_token_by_token),
     ("cached_attention", cached_additive_bias),
+    ("window_with_sinks_mask", window_by_loops),
+    ("window_with_sinks_mask", window_from_bands),
+    ("rotate_half_order", reorder_by_index),
+    ("rotate_half_order", reorder_with_einops_style_permute),
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
