@@ -28,9 +28,9 @@ def under_nbgrader() -> bool:
 
 def raise_if_graded(result):
     """``result`` itself, except under nbgrader, where a failing verdict is raised as :class:`CheckFailed`."""
-    __tracebackhide__ = True  # IPython leaves this frame out of the traceback nbgrader shows
     if not result.passed and under_nbgrader():
-        raise CheckFailed(wrapped(result.message))
+        # nbgrader is validating or grading this notebook, and the check failed: its verdict follows
+        raise CheckFailed(wrapped(result.message))  # (IPython shows these lines, the frame that raises)
     return result
 
 
