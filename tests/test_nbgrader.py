@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -132,10 +133,23 @@ def student_notebook(lesson: str, student: str, released: nbformat.NotebookNode)
     return notebook
 
 
+def kernel_folder(course: Path) -> Path:
+    """A Jupyter data folder whose python3 kernel is this interpreter, where the course is installed: put first
+    on JUPYTER_PATH, it wins over any other python3 kernel of the machine (a user's own would lack the course)."""
+    folder = course / "jupyter"
+    spec = folder / "kernels" / "python3" / "kernel.json"
+    if not spec.exists():
+        spec.parent.mkdir(parents=True)
+        spec.write_text(json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                    "display_name": "Python 3 (the course)", "language": "python"}))
+    return folder
+
+
 def nbgrader_command(course: Path, *args: str) -> subprocess.CompletedProcess:
     """Run ``nbgrader`` in the course folder, with this environment's tools (it calls ``alembic``) on PATH."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("NBGRADER")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["JUPYTER_PATH"] = str(kernel_folder(course))
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -184,7 +198,8 @@ def test_nbgrader_scores_each_function_once(course):
         for (lesson, student), points in EXPECTED.items():
             notebook = gradebook.find_submission_notebook(lesson, lesson, student)
             code = [grade for grade in notebook.grades if grade.name.startswith("check_")]
-            assert [grade.score for grade in code] == points, (lesson, student)
+            assert [grade.score for grade in code] == points, (lesson, student, check_cell_outputs(
+                course, lesson, student, code[0].name))
             assert [grade.max_score for grade in code] == [checks.CHECKS[g.name[6:]].points for g in code]
 
 
@@ -211,9 +226,10 @@ def test_nbgrader_locks_the_cells_that_exercises_lock(course):
 
 @needs_nbgrader
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_nbgrader_validate_fails_the_wrong_notebook_and_passes_the_complete_one(course, lesson):
+def test_nbgrader_validate_fails_the_wrong_notebook_and_passes_the_complete_one(course, lesson, monkeypatch):
     from nbgrader.validator import Validator
 
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_folder(course)))
     complete = Validator().validate(str(course / "submitted" / "alice" / lesson / f"{lesson}.ipynb"))
     assert complete == {}, complete
     wrong = Validator().validate(str(course / "submitted" / "carol" / lesson / f"{lesson}.ipynb"))
