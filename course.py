@@ -3,6 +3,7 @@
 
     python3 course.py lab     # create .venv if missing, install the course, open JupyterLab on the start page
     python3 course.py test    # the same set-up, then the full test suite (unit tests + every notebook under nbval)
+    python3 course.py test --browser   # only the browser tests: every notebook in JupyterLab in headless chromium
     python3 course.py grade SUBMISSIONS... --out grades.csv   # for teachers: course-grade (see TEACHERS.md)
 
 Both are idempotent: the virtual environment is created once, the install is redone only when
@@ -13,6 +14,7 @@ Extra arguments after `test` go to pytest, e.g. `python3 course.py test tests/ch
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 START_PAGE = "notebooks/00_start_here.ipynb"
+# JupyterLab offline: no news feed and no update checks, and (quiet_lab) no first-launch toast asking about news
+QUIET_LAB = ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+NO_NEWS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 
 
 def venv_python() -> Path:
@@ -78,9 +83,20 @@ def offline_environment() -> dict[str, str]:
     return env
 
 
+def quiet_lab(prefix: Path = VENV) -> None:
+    """Make "no news, no update checks" JupyterLab's default in this environment (its overrides.json), so the
+    first launch does not ask about news; the flags alone leave that question, and a Yes would go online."""
+    path = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    overrides = json.loads(path.read_text()) if path.exists() else {}
+    if any(overrides.get(plugin) != settings for plugin, settings in NO_NEWS.items()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**overrides, **NO_NEWS}, indent=2))
+
+
 def lab(args: list[str]) -> int:
     python = ensure_environment(extras="")
-    command = [str(python), "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}", START_PAGE, *args]
+    quiet_lab()
+    command = [str(python), "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}", *QUIET_LAB, START_PAGE, *args]
     return subprocess.call(command, cwd=ROOT, env=offline_environment())
 
 
@@ -88,6 +104,8 @@ def test(args: list[str]) -> int:
     python = ensure_environment(extras="test", model_required=True)
     env = offline_environment()
     env["MPLBACKEND"] = "Agg"
+    if "--browser" in args:  # tests/browser alone, in one process: one JupyterLab and one chromium
+        args = ["tests/browser", "-p", "no:xdist", *(arg for arg in args if arg != "--browser")]
     workers = parallel(args)
     if workers:  # one torch thread per worker: threads beyond the cores wait on each other and crawl
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

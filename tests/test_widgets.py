@@ -248,3 +248,12 @@ def test_recurrent_state_explorer_redraws_and_starts_at_the_first_token():
     before = box.children[1].value
     box.controls["tokens_seen"].value = 5
     assert box.children[1].value != before and len(box.figure.axes) == 4  # three plots and the state's colorbar
+
+
+def test_moving_a_length_shows_that_sequence():
+    """Does the mask explorer show the sequence whose length the learner just moved (else nothing changes)?"""
+    box = widgets.mask_explorer()
+    assert box.controls["sequence"].value == 1
+    box.controls["length_0"].value = 3
+    assert box.controls["sequence"].value == 0
+    assert box.children[1].value == box.draw({**box.start, "length_0": 3, "sequence": 0})

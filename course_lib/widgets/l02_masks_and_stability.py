@@ -28,7 +28,9 @@ def mask_view(lengths=(6, 4, 2), sequence: int = 1, causal: bool = True, seed: i
 
 
 def mask_explorer(max_length: int = 6):
-    """Lesson 02 widget: toggle causal, slide the three sequences' lengths, pick which one to look at."""
+    """Lesson 02 widget: toggle causal, slide the three sequences' lengths, pick which one to look at.
+
+    Moving a sequence's length shows that sequence: the picture always answers the control just moved."""
     import ipywidgets as widgets
 
     figure, axes = new_figure(3, width=4.0, height=3.8)
@@ -50,11 +52,12 @@ def mask_explorer(max_length: int = 6):
         axes[0].set_title(f"mask: sequence {sequence}, length {view['length']}")
         axes[2].set_title(f"weights ({view['fully_masked_rows']} all-zero rows)")
 
+    sequence = widgets.Dropdown(options=[0, 1, 2], value=1, description="sequence")
     sliders = {f"length_{i}": widgets.IntSlider(value=v, min=0, max=max_length, description=f"length {i}")
                for i, v in enumerate((6, 4, 2))}
+    for index, slider in enumerate(sliders.values()):  # registered before the redraw: it draws that sequence
+        slider.observe(lambda change, index=index: setattr(sequence, "value", index), names="value")
     return interactive_figure(
         figure, update, colorbars=[(images[1], "score"), (images[2], "weight")],
-        causal=widgets.Checkbox(value=True, description="causal"),
-        sequence=widgets.Dropdown(options=[0, 1, 2], value=1, description="sequence"),
-        **sliders,
+        causal=widgets.Checkbox(value=True, description="causal"), sequence=sequence, **sliders,
     )
