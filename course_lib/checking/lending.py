@@ -30,12 +30,15 @@ def earlier_checks(check) -> list:
 def learners_namespace(function) -> dict | None:
     """The globals of the notebook (or script) that defined ``function``: ``__main__``'s, where the learner's
     other functions live. None for a library's function or class, whose module is never changed."""
-    if isinstance(function, type):
-        methods = (getattr(value, "__func__", value) for value in vars(function).values())
-        scopes = [method.__globals__ for method in methods if hasattr(method, "__globals__")]
-        scope = scopes[0] if scopes else None
-    else:
-        scope = getattr(function, "__globals__", None)
+    try:
+        if isinstance(function, type):
+            methods = (getattr(value, "__func__", value) for value in vars(function).values())
+            scopes = [method.__globals__ for method in methods if hasattr(method, "__globals__")]
+            scope = scopes[0] if scopes else None
+        else:
+            scope = getattr(function, "__globals__", None)
+    except Exception:  # an odd object that the check itself will judge: nothing to lend to
+        return None
     return scope if isinstance(scope, dict) and scope.get("__name__") == "__main__" else None
 
 
@@ -96,7 +99,10 @@ def notes_on_lent(check, function, namespace: dict | None, lent: dict) -> str:
     check: it was not used here, and it needs fixing. Empty when there is nothing to say."""
     if namespace is None or not lent:
         return ""
-    used = global_names(function)
+    try:
+        used = global_names(function)
+    except Exception:  # code that cannot be read: no note, the verdict stands
+        return ""
     notes = []
     for earlier in earlier_checks(check):
         if earlier.name not in used:

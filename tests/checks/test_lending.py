@@ -171,3 +171,19 @@ def test_a_lent_function_takes_only_the_exercises_parameters():
     result = checks.CHECKS["causal_linear_attention"].run(namespace["causal_linear_attention"])
     assert result.status == "error"
     assert "linear_attention() got an unexpected keyword argument 'is_causal'" in result.message
+
+
+class Unreadable:
+    """A callable whose globals cannot even be asked for."""
+
+    @property
+    def __globals__(self):
+        raise RuntimeError("no globals here")
+
+    def __call__(self, *args):
+        raise NotImplementedError()
+
+
+def test_an_object_whose_globals_cannot_be_read_still_gets_a_verdict():
+    result = checks.CHECKS["scaled_dot_product_attention"].run(Unreadable())
+    assert result.status == "not-implemented"
