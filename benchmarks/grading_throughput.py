@@ -25,6 +25,18 @@ from grade_batch import make_batch  # noqa: E402
 from course_lib.grading import batch, cluster, files, sandbox  # noqa: E402
 
 
+class Stopwatch(batch.Progress):
+    """The time each result arrived, from the start of the batch."""
+
+    def __init__(self, total: int):
+        super().__init__(total, stream=io.StringIO())
+        self.arrived: list[float] = []
+
+    def update(self, result: dict) -> None:
+        super().update(result)
+        self.arrived.append(time.monotonic() - self.started)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=20, help="submissions in the batch (default 20)")
@@ -38,14 +50,16 @@ def main() -> int:
         paths = files.collect([str(make_batch(folder / "submissions", args.count)[0].parent)])
         for workers in args.workers:
             with cluster.local_cluster(workers, folder / f"cluster{workers}") as running:
-                start = time.perf_counter()
+                start, watch = time.perf_counter(), Stopwatch(len(paths))
                 results = batch.grade_batch(paths, folder / f"out{workers}" / "grades.csv", options,
-                                            cluster=running.address,
-                                            progress=batch.Progress(len(paths), stream=io.StringIO()))
+                                            cluster=running.address, progress=watch)
                 times[workers] = time.perf_counter() - start
             scores[workers] = sorted((r["file"], r["total"], r["status"]) for r in results)
+            first, last = watch.arrived[0], watch.arrived[-1]
             print(f"{workers} worker(s): {len(results)} submissions in {times[workers]:.1f} s, "
-                  f"{60 * len(results) / times[workers]:.1f} per minute", flush=True)
+                  f"{60 * len(results) / times[workers]:.1f} per minute; the first result after {first:.1f} s "
+                  f"(the workers' start), then {60 * (len(results) - 1) / max(last - first, 1e-9):.1f} per minute",
+                  flush=True)
     first = args.workers[0]
     for workers in args.workers[1:]:
         print(f"{workers} workers / {first}: {times[first] / times[workers]:.2f}x the throughput "

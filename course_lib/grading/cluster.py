@@ -157,9 +157,10 @@ def grade_on_cluster(address: str, paths: list[Path], options: Options, context:
             try:
                 result = future.result()
             except KilledWorker:
-                result = not_graded(path, options.trusted, "the cluster lost the worker grading this file several "
-                                                           "times (did the machine run out of memory?); a rerun of "
-                                                           "the batch grades it again.")
+                result = not_graded(path, options.trusted, "the cluster lost the worker grading this file as often "
+                                                           "as its scheduler allows (Dask's allowed-failures: did the "
+                                                           "machines run out of memory?); a rerun of the batch grades "
+                                                           "it again.")
             except GraderError:
                 raise
             except Exception as error:
