@@ -77,7 +77,8 @@ def recurrent_state_explorer(num_tokens: int = 16, head_dim: int = 4, seed: int 
         state_ax.set_title(view["title"], fontsize=9)
         for index, bar in enumerate(bars):
             bar.set_height(view["weights"][index] if index < tokens_seen else 0.0)
-        weights_ax.set_title(f"the same output from {tokens_seen} weights (gap {view['error']:.0e})", fontsize=9)
+        weights = "1 weight" if tokens_seen == 1 else f"{tokens_seen} weights"
+        weights_ax.set_title(f"the same output from {weights} (gap {view['error']:.0e})", fontsize=9)
         now.set_data([tokens_seen, tokens_seen], [view["cache_numbers"][tokens_seen - 1], view["state_numbers"][0]])
         memory_ax.set_title(f"{view['cache_numbers'][tokens_seen - 1]} vs {view['state_numbers'][0]} numbers",
                             fontsize=9)

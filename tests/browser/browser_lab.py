@@ -344,12 +344,12 @@ def explorer_states(lab: Lab, run: Run) -> list[dict]:
 
 
 def save_screenshot(explorer, path: Path) -> int:
-    """A screenshot of one explorer as a small PNG (a palette of 128 colours is plenty for plots); its bytes."""
+    """A screenshot of one explorer as a small PNG (a palette of 256 colours is plenty for plots); its bytes."""
     import io
 
     from PIL import Image
 
     explorer.scroll_into_view_if_needed()
     picture = Image.open(io.BytesIO(explorer.screenshot())).convert("RGB")
-    picture.quantize(colors=128).save(path, optimize=True)
+    picture.quantize(colors=256).save(path, optimize=True)
     return path.stat().st_size
