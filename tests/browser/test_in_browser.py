@@ -45,6 +45,12 @@ def test_a_lesson_runs_and_its_explorers_start_fit_and_respond(lab, learner, rep
         explorers = browser_lab.explorers(run)
         assert len(explorers) == len(states), f"{name}: {len(states)} explorers in the kernel, {len(explorers)} shown"
         report(f"{name}: Run All {run.seconds:.1f} s, {len(explorers)} explorer(s)")
+        run.page.set_viewport_size(browser_lab.PROJECTOR)
+        for number, explorer in enumerate(explorers):
+            image = browser_lab.measure(explorer)["image"]
+            assert image["scale"] <= MAX_SCALE, f"{name} explorer {number} at 1920 px: figure of " \
+                                                f"{image['natural']} px shown at {image['shown']:.0f} px"
+        run.page.set_viewport_size(browser_lab.LAPTOP)
         for number, explorer in enumerate(explorers):
             check_layout(explorer, f"{name} explorer {number}")
             if GALLERY:
