@@ -99,6 +99,10 @@ def test_one_wrong_function_loses_exactly_its_points_with_the_notebook_check_s_m
     namespace = {}
     exec(submissions.WRONG_SOFTMAX, namespace)
     assert entries["softmax"]["feedback"] == checks.CHECKS["softmax"].run(namespace["softmax"]).message
+    # the functions that use softmax were judged with the course's, and say so, as the check cell does
+    sdpa = entries["scaled_dot_product_attention"]["feedback"]
+    assert "Note: your `softmax` fails its own check, so the course's softmax stood in for it here" in sdpa
+    assert "Note" not in entries["attention_scores"]["feedback"]  # it does not use softmax
 
 
 @pytest.mark.parametrize("name", sorted(submissions.BAD))

@@ -185,7 +185,8 @@ class Check:
     def describe_error(self, case: Case, error: "ErrorInfo | BaseException") -> str:
         info = error if isinstance(error, ErrorInfo) else ErrorInfo.of(error)
         where = f" (in your code: `{info.line}`)" if info.line else ""
-        message = f"on {case.label}, your code raised {info.name}: {info.message}{where}."
+        said = f"{info.message}{where}"
+        message = f"on {case.label}, your code raised {info.name}: {said}{'' if said.endswith('.') else '.'}"
         if info.name == "EOFError":  # the grader's functions read from an empty stdin
             return (f"on {case.label}, your function asked for input (input(), getpass() or sys.stdin){where}: a "
                     f"graded function gets everything it needs from its arguments; remove that call.")

@@ -108,14 +108,18 @@ def notes_on_lent(check, function, namespace: dict | None, lent: dict) -> str:
         if earlier.name not in used:
             continue
         own = namespace.get(earlier.name)
-        if own is None:
-            problem = f"your notebook defines no `{earlier.name}`"
-        else:
-            result = earlier.verdict(own)
-            if result.passed:
-                continue
-            problem = (f"your `{earlier.name}` is not written yet" if result.status == "not-implemented"
-                       else f"your `{earlier.name}` fails its own check")
-        notes.append(f"\n   Note: {problem}, so the course's {earlier.name} stood in for it here: this verdict is on "
-                     f"{check.name} alone. Your notebook still uses yours, so fix {earlier.name} too.")
+        notes.append(lent_note(check.name, earlier.name, None if own is None else earlier.verdict(own).status))
     return "".join(notes)
+
+
+def lent_note(name: str, earlier: str, status: str | None) -> str:
+    """The note on ``name``'s verdict about the lent ``earlier``, given the status of the learner's own
+    ``earlier`` (None: the notebook has none); empty when theirs passed. The check cell and course-grade both
+    write it, so that feedback and grade never disagree."""
+    if status == "passed":
+        return ""
+    problem = (f"your notebook defines no `{earlier}`" if status in (None, "missing")
+               else f"your `{earlier}` is not written yet" if status == "not-implemented"
+               else f"your `{earlier}` fails its own check")
+    return (f"\n   Note: {problem}, so the course's {earlier} stood in for it here: this verdict is on "
+            f"{name} alone. Your notebook still uses yours, so fix {earlier} too.")

@@ -2,7 +2,8 @@
 
 Each check runs your function on seeded cases (edge cases included), compares with the course's own
 implementation, and prints ✅ with what it verified or ❌ with what went wrong and the most likely cause. It
-never raises and returns a :class:`~course_lib.checking.CheckResult` (``passed``, ``points``, ``max_points``,
+never raises for a learner (under nbgrader a failing check raises its message, so that Validate and the hidden
+tests mean something: TEACHERS.md) and returns a :class:`~course_lib.checking.CheckResult` (``passed``, ``points``, ``max_points``,
 ``message``). The machinery lives in :mod:`course_lib.checking`; the checks live one module per lesson,
 ``l01_attention_by_hand`` … ``l10_capstone``, named like the lesson's notebooks and tested in
 ``tests/checks/test_<module>.py``; a lesson with many diagnoses is a package whose ``mistakes.py`` holds the

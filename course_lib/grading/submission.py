@@ -95,6 +95,7 @@ class Grading:
                 else:
                     self.verdicts[name] = self.fail(name, "crashed", "not graded: the sandbox had to be restarted "
                                                                      "too often.")
+        self.note_lent_functions()
         for index, error in sorted(self.cell_errors.items())[:5]:
             if self.owner.get(index) and self.verdicts[self.owner[index]].status == "missing":
                 self.verdicts[self.owner[index]].message += f" Its cell raised {error}."
@@ -104,6 +105,19 @@ class Grading:
                                   f"grading, so it raised {error}. A notebook you hand in must run without input.")
             else:
                 self.notes.append(f"{cell} raised {error}")
+
+    def note_lent_functions(self) -> None:
+        """On each function's verdict, the note the check cell writes too: an earlier graded function that it
+        uses, and that the course's version stood in for, fails its own check (or is missing, or unwritten)."""
+        from course_lib.checking.lending import lent_note
+
+        for name in self.points:
+            lent = set(self.exercise.earlier(name))
+            used = {used for binding in self.source.closure(name, lent)
+                    for used in source_analysis.global_names(binding.node)} & lent
+            for earlier in self.exercise.earlier(name):  # in the notebook's order
+                if earlier in used:
+                    self.verdicts[name].message += lent_note(name, earlier, self.verdicts[earlier].status)
 
     def run_cells(self, session: Session) -> None:
         for index in self.runnable:

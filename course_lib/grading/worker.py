@@ -10,6 +10,7 @@ graded functions that the grader lends (the exercise's earlier ones) arrive only
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 import time
 
 from course_lib import calling, checking
+from course_lib.checking.lending import standing_in
 from course_lib.grading import protocol
 
 FOREVER = 10 ** 9
@@ -43,7 +45,7 @@ def main(argv: list[str]) -> int:
             report = grade(shell.user_ns, header["name"], request, header)
             protocol.write_message(replies, {"op": "graded"}, protocol.dumps(report))
         elif op == "lend":  # the probe's lent functions, for good: defined as the grader defines them
-            lent(shell.user_ns, payload.decode("utf-8")).__enter__()
+            shell.user_ns.update(defined_by(payload.decode("utf-8")))
             payload = b""
             protocol.write_message(replies, {"op": "lent"})
         elif op == "exit":
@@ -129,32 +131,24 @@ def _plain(attempt: checking.Attempt) -> dict:
                                                  "line": error.line}}
 
 
-class lent:
-    """Within the block, the functions defined by ``source`` (the course's solutions of the exercise's earlier
-    graded functions, with their imports) stand in the namespace for the learner's own."""
+def defined_by(source: str) -> dict:
+    """The functions that ``source`` (the course's solutions of the exercise's earlier graded functions, with
+    their imports) defines and lists in ``__lent__``, by name."""
+    if not source:
+        return {}
+    scope: dict = {"__name__": "__lent__"}
+    exec(compile(source, "<lent by the grader>", "exec"), scope)  # (no linecache entry: no getsource either)
+    return {key: scope[key] for key in scope.get("__lent__", ())}
 
-    def __init__(self, namespace: dict, source: str):
-        self.namespace, self.source = namespace, source
 
-    def __enter__(self):
-        self.saved, self.names = {}, []
-        if not self.source:
-            return self
-        scope: dict = {"__name__": "__lent__"}
-        source, self.source = self.source, ""  # the solution's text is not kept where the learner's code can look
-        exec(compile(source, "<lent by the grader>", "exec"), scope)  # (no linecache entry: no getsource either)
-        del source
-        self.names = [key for key in scope.get("__lent__", ())]
-        self.saved = {key: self.namespace[key] for key in self.names if key in self.namespace}
-        for key in self.names:
-            self.namespace[key] = scope[key]
-        return self
-
-    def __exit__(self, *exc):
-        for key in self.names:
-            self.namespace.pop(key, None)
-        self.namespace.update(self.saved)
-        return False
+@contextlib.contextmanager
+def lent(namespace: dict, source: str):
+    """Within the block, the functions defined by ``source`` stand in the namespace for the learner's own, as the
+    check cell lends them (:func:`course_lib.checking.lending.standing_in`)."""
+    replacements = defined_by(source)
+    del source  # the solutions' text is not kept where the learner's code can look (this frame stays alive)
+    with standing_in(namespace, replacements):
+        yield
 
 
 if __name__ == "__main__":
