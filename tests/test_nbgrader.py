@@ -17,7 +17,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from conftest import ROOT, grading
+from course_files import ROOT, grading
 from course_lib import checks
 from course_lib.checking import CheckFailed, under_nbgrader
 from course_lib.checks import LESSON_MODULES

@@ -11,7 +11,7 @@ else:  # Python 3.10
 
 import yaml
 
-from conftest import ROOT
+from course_files import ROOT
 
 # conda-forge names the torch package "pytorch"
 CONDA_NAMES = {"pytorch": "torch"}

@@ -7,7 +7,7 @@ import shutil
 import nbformat
 import pytest
 
-from conftest import ROOT, all_notebooks, grading
+from course_files import ROOT, all_notebooks, grading
 from course_lib import release
 from course_lib.checks import CHECKS
 from course_lib.release import ReleaseError

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import graded_functions
+from course_files import graded_functions
 from course_lib import checks
 from course_lib import numpy_attention as ref
 from course_lib.checking import Case, Check, CheckResult

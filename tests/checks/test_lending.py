@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from conftest import ROOT, grading
+from course_files import ROOT, grading
 from course_lib import checks
 from course_lib.checking import earlier_checks, global_names, standing_in
 from course_lib.checks import LESSON_MODULES
