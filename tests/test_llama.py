@@ -245,8 +245,24 @@ def test_the_model_in_hugging_faces_layout_gives_the_same_logits(model, prompt):
         not_reordered = llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: w)(prompt)
     assert (reordered - expected).abs().max() < LOGIT_TOLERANCE
     assert (not_reordered - expected).abs().max() > 1.0
-    with pytest.raises(ValueError, match="the rows move, the shape stays"):
+    with pytest.raises(ValueError, match="the rows move, the shape and dtype stay"):
         llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: w[:-1])
+    with pytest.raises(ValueError, match="torch.float64: the rows move, the shape and dtype stay"):
+        llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: w.double())
+    with pytest.raises(TypeError, match="returned NoneType, not a tensor"):
+        llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: None)
+
+
+def test_a_reorder_that_edits_its_input_in_place_leaves_the_model_as_it_was(model, prompt):
+    def in_place(weight, heads):
+        weight[:] = llama_weights.rotate_half_order(weight, heads).clone()  # (H * D, E), written into the input
+        return weight
+
+    with torch.inference_mode():
+        before = model(prompt)  # (1, T, vocab)
+        reordered = llama_model.in_rotate_half_layout(model, reorder=in_place)(prompt)
+        assert torch.equal(model(prompt), before)
+    assert (reordered - before).abs().max() < LOGIT_TOLERANCE
 
 
 def _course_sdpa(query, key, value, attn_mask=None, is_causal=False):

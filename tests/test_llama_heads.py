@@ -127,3 +127,41 @@ def test_the_generation_explorer_starts_at_its_defaults_and_every_control_change
     first = box.draw(box.start)
     for name, value in (("step", 5), ("layer", 17), ("head", 4)):
         assert box.draw({**box.start, name: value}) != first, name
+
+
+def test_every_tokens_name_and_the_title_fit_in_the_figure_at_every_step():
+    """A long word that is generated late must fit too (the layout is fixed when the explorer is built)."""
+    pieces = ["Once", " upon", " a", " time", " extraordinarily", " long"]
+    weights = [torch.softmax(torch.randn(2, 2, 2 + step, generator=torch.Generator().manual_seed(step)), dim=-1)
+               for step in range(4)]  # (L, H, S) per step, S = 2 + step
+    record = {"pieces": pieces, "weights": weights, "cache_bytes": [100 * (2 + step) for step in range(4)],
+              "prompt_length": 2}
+    box = l10_capstone.generation_explorer(record)
+    figure = box.figure
+    for step in range(4):
+        box.draw({**box.start, "step": step})
+        renderer = figure.canvas.get_renderer()
+        inside = figure.bbox.padded(1)  # a pixel of slack
+        shown = lambda ax: [tick.label1 for tick in ax.xaxis.get_major_ticks()
+                            if min(ax.get_xlim()) <= tick.get_loc() <= max(ax.get_xlim())]  # drawn ticks only
+        texts = [label for ax in figure.axes for label in (*shown(ax), ax.title) if label.get_text()]
+        for text in texts:
+            extent = text.get_window_extent(renderer)
+            assert inside.contains(extent.x0, extent.y0) and inside.contains(extent.x1, extent.y1), (step, text.get_text())
+
+
+@pytest.mark.parametrize("bad", [(0, 1), None, [("0", "1")], [(0, 0, 1)], [(0.5, 1)], [(True, 1)]])
+def test_heads_to_silence_must_be_pairs_of_whole_numbers(model, bad):
+    with pytest.raises(TypeError, match=r"list of \(layer, head\) pairs of whole numbers"):
+        heads.silenced(model, bad)
+
+
+def test_heads_to_silence_may_come_as_a_tensor(model):
+    hooks = heads.silenced(model, torch.tensor([[17, 1]]))
+    assert hooks[17] is not None and sum(hook is not None for hook in hooks) == 1
+
+
+@pytest.mark.parametrize("prompt", [torch.zeros(1, 0, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)])
+def test_a_recording_needs_one_nonempty_prompt(model, prompt):
+    with pytest.raises(ValueError, match=r"a \(1, P\) LongTensor with P >= 1"):
+        heads.record_generation(model, prompt, steps=2)

@@ -82,12 +82,31 @@ def same_layer_controls(model: Llama, chosen: list[tuple[int, int]], avoid=(), s
 def silenced(model: Llama, heads: list[tuple[int, int]]) -> list[Callable]:
     """One hook per layer: torch's attention, with the output of each (layer, head) in ``heads`` set to zero."""
     by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
+    for pair in _pairs(heads):
+        layer, head = pair
         if not (0 <= layer < model.config.num_layers and 0 <= head < model.config.num_heads):
             raise ValueError(f"no head ({layer}, {head}): layers run 0..{model.config.num_layers - 1}, heads "
                              f"0..{model.config.num_heads - 1}")
         by_layer.setdefault(layer, []).append(head)
     return [_without(by_layer[layer]) if layer in by_layer else None for layer in range(model.config.num_layers)]
+
+
+def _pairs(heads) -> list[tuple[int, int]]:
+    """``heads`` as a list of (layer, head) pairs of ints, or a clear error."""
+    import numbers
+
+    if isinstance(heads, torch.Tensor) or isinstance(heads, np.ndarray):
+        heads = heads.tolist()
+    message = f"heads must be a list of (layer, head) pairs of whole numbers, such as [(17, 3), (18, 6)]; got {heads!r}"
+    if not isinstance(heads, (list, tuple)):
+        raise TypeError(message)
+    pairs = []
+    for pair in heads:
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in pair)):
+            raise TypeError(message)
+        pairs.append((int(pair[0]), int(pair[1])))
+    return pairs
 
 
 def _without(heads: list[int]) -> Callable:
@@ -127,6 +146,9 @@ def record_generation(model: Llama, prompt: torch.Tensor, steps: int) -> dict:
     from course_lib.validation import require_whole_numbers
 
     require_whole_numbers(1, steps=steps)
+    if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.shape[0] != 1 or prompt.shape[1] == 0:
+        shape = tuple(prompt.shape) if isinstance(prompt, torch.Tensor) else type(prompt).__name__
+        raise ValueError(f"prompt must be one text's token ids, a (1, P) LongTensor with P >= 1, got {shape}")
     store: list[torch.Tensor] = []
     hook, cache = recording(store), KVCache(model.config.num_layers)
     ids, weights, sizes = prompt, [], []

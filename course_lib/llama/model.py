@@ -226,15 +226,22 @@ def in_rotate_half_layout(model: Llama, reorder: Callable | None = None) -> Llam
     and RoPE applied rotate-half. Right reordering gives the same logits; the other weights are shared."""
     from course_lib.llama.weights import rotate_half_order
 
-    reorder = reorder or rotate_half_order
+    reorder = rotate_half_order if reorder is None else reorder
+    if not callable(reorder):
+        raise TypeError(f"reorder must be a function (weight, num_heads) -> weight, got {type(reorder).__name__}")
     config, weights = model.config, dict(model.weights)
     for layer in range(config.num_layers):
         for name, heads in (("attn_q", config.num_heads), ("attn_k", config.num_kv_heads)):
             key = f"blk.{layer}.{name}.weight"
-            weights[key] = torch.as_tensor(reorder(weights[key], heads))  # (heads * D, E)
-            if weights[key].shape != model.weights[key].shape:
-                raise ValueError(f"reordering {key} {tuple(model.weights[key].shape)} with {heads} heads gave shape "
-                                 f"{tuple(weights[key].shape)}: the rows move, the shape stays")
+            original = model.weights[key]  # (heads * D, E): given as a copy, so an in-place reorder leaves the model be
+            reordered = reorder(original.clone(), heads)
+            if not isinstance(reordered, torch.Tensor):
+                raise TypeError(f"reordering {key} returned {type(reordered).__name__}, not a tensor: does your "
+                                f"function end with a return?")
+            if reordered.shape != original.shape or reordered.dtype != original.dtype:
+                raise ValueError(f"reordering {key} {tuple(original.shape)} {original.dtype} with {heads} heads gave "
+                                 f"{tuple(reordered.shape)} {reordered.dtype}: the rows move, the shape and dtype stay")
+            weights[key] = reordered  # (heads * D, E)
     return Llama(config, weights, model.tokenizer, rope=apply_rope_rotate_half)
 
 

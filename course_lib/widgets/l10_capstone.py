@@ -60,7 +60,7 @@ def generation_explorer(record: dict):
             bar.set_color("tab:orange" if index <= step else "lightgray")
         cache_ax.set_title(view["cache_title"], fontsize=8)
 
-    update(step=0, layer=0, head=0)  # titles and token names in place before the layout is fixed
+    update(step=steps - 1, layer=0, head=0)  # every token's name in place before the layout is fixed
     return interactive_figure(
         figure, update,
         step=widgets.IntSlider(value=0, min=0, max=steps - 1, description="step"),
