@@ -16,8 +16,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from course_lib.checking.comparing import close, describe_type, first_difference, structure_problem, to_numpy
-from course_lib.checking.lending import lent_functions, notes_on_lent, standing_in
-from course_lib.checking.library import library_message, library_used
+from course_lib.checking.lending import (learners_namespace, lent_functions, notes_on_lent, standing_in,
+                                        withheld_with)
+from course_lib.checking.library import NOT_AVAILABLE, course_code_used, library_message, library_used
 from course_lib.checking.nbgrader_mode import raise_if_graded
 from course_lib.checking.results import Attempt, Case, CheckResult, ErrorInfo, Mistake, Output
 from course_lib.checking.running import gradients_of, preflight, run_case
@@ -131,6 +132,11 @@ class Check:
             used = library_used(function, self.library)
             if used:
                 problem = Attempt("library-call", message=library_message(self.name, used))
+        if problem is None and learners_namespace(function) is not None:  # a notebook's function: what the
+            used = course_code_used(function, withheld_with(self))  # grader takes out of the sandbox, refused here too
+            if used:
+                problem = Attempt("not-available", message=f"your {self.name} calls the course's own code: "
+                                                           f"{NOT_AVAILABLE.format(name=used[0])}")
         if problem is not None:
             return self.score([], [], problem)
         cases = self.make_cases(np.random.default_rng(seed)) if cases is None else cases

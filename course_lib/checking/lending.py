@@ -27,6 +27,17 @@ def earlier_checks(check) -> list:
     return []
 
 
+def withheld_with(check) -> set[str]:
+    """The course code that the grader takes out of the sandbox of ``check``'s exercise (every graded function's
+    implementation and what its check withholds): what the learner's function may not call."""
+    from course_lib.checks import LESSON_MODULES
+
+    for module in LESSON_MODULES:
+        if any(member is check for member in module.CHECKS):
+            return {name for member in module.CHECKS for name in (member.implementation, *member.withholds) if name}
+    return {name for name in (check.implementation, *check.withholds) if name}
+
+
 def learners_namespace(function) -> dict | None:
     """The globals of the notebook (or script) that defined ``function``: ``__main__``'s, where the learner's
     other functions live. None for a library's function or class, whose module is never changed."""

@@ -6,7 +6,11 @@ Part of :mod:`course_lib.checking`. Tests: tests/checks/test_l03_self_attention_
 from __future__ import annotations
 
 import dis
+import importlib
 import types
+
+NOT_AVAILABLE = ("{name} is not available while grading: it does the job of a function you are graded on. "
+                 "Write it yourself.")  # the grader's words too (course_lib.grading.view)
 
 
 def library_message(name: str, used: list[str]) -> str:
@@ -88,6 +92,69 @@ def learners_code(function):
             names = {i.argval for i in dis.get_instructions(current) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
             yield current, scope, names
             todo += [scope.get(name) for name in names if _is_learners(scope.get(name), scope)]
+
+
+def course_code_used(function, withheld: set[str]) -> list[str]:
+    """The dotted names in ``withheld`` (the course code that the grader takes out of an exercise's sandbox) that
+    ``function`` reaches, read from its live code: global names bound to them, attributes of course modules
+    (``llama.cached_attention``, ``course_lib.llama.model.bottom_right_mask``), imports inside the function,
+    default arguments, base classes, and the same in the learner's own functions that it calls. The check cell
+    says "not available" where the grader would, instead of giving points that the grader then takes away."""
+    targets = {}
+    for dotted in withheld:
+        found = _resolve(dotted)
+        if found is not None:
+            targets[id(found)] = dotted
+    hits: list[str] = []
+
+    def hit(value) -> None:
+        if id(value) in targets:
+            hits.append(targets[id(value)])
+
+    for value in (*(getattr(function, "__defaults__", None) or ()),
+                  *(getattr(function, "__kwdefaults__", None) or {}).values(),
+                  *(function.__mro__[1:] if isinstance(function, type) else ())):
+        hit(value)
+    for current, scope, _ in learners_code(function):
+        chain = module = fromlist = None  # the value just loaded, the module just imported, its import's fromlist
+        bound: dict = {}  # the function's local names bound to course modules or functions
+        for instruction in dis.get_instructions(current):
+            op, name = instruction.opname, instruction.argval
+            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+                chain = scope.get(name)
+            elif op == "LOAD_FAST":
+                chain = bound.get(name)
+            elif op in ("LOAD_ATTR", "LOAD_METHOD"):
+                chain = getattr(chain, name, None) if isinstance(chain, types.ModuleType) else None
+            elif op == "IMPORT_NAME":  # `import a.b` gives a, `from a.b import c` and `import a.b as c` a.b
+                is_course = isinstance(name, str) and name.split(".")[0] == "course_lib"
+                module = chain = _module(name if fromlist is not None else name.split(".")[0]) if is_course else None
+            elif op == "IMPORT_FROM":
+                chain = None if module is None else getattr(module, name, None) or _module(f"{module.__name__}.{name}")
+            elif op in ("STORE_FAST", "STORE_NAME"):
+                if chain is not None:
+                    bound[name] = chain
+                chain = None
+            else:
+                chain = None
+            fromlist = instruction.argval if op == "LOAD_CONST" else None
+            if chain is not None:
+                hit(chain)
+    return list(dict.fromkeys(hits))
+
+
+def _module(name: str):
+    try:
+        return importlib.import_module(name)
+    except Exception:
+        return None
+
+
+def _resolve(dotted: str):
+    """The object a dotted name of the course stands for (a module's attribute), or None."""
+    module, _, attribute = dotted.rpartition(".")
+    found = _module(module)
+    return getattr(found, attribute, None) if found is not None else None
 
 
 SELF = object()  # an attribute read from self or cls

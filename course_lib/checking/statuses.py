@@ -23,7 +23,8 @@ ATTEMPT_STATUSES = {  # what happened on one case (Attempt.status), before it is
     "returned": "it returned an answer, to be judged",
     "mutated": "it changed its inputs in place (judged as failed)",
     **{status: FUNCTION_STATUSES[status] for status in ("failed", "not-implemented", "error", "timeout",
-                                                        "memory-limit", "incomplete", "library-call")},
+                                                        "memory-limit", "incomplete", "library-call",
+                                                        "not-available")},
 }
 SUBMISSION_STATUSES = {  # how grading went for one notebook (the grader's "status" column)
     "ok": "the notebook ran and every function was graded (scores may still be low)",

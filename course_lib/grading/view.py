@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import course_lib
+from course_lib.checking.library import NOT_AVAILABLE
 
 ABSENT = {"course_lib.checks": '''"""Not available while grading: the grader runs the checks itself, outside your notebook."""
 
@@ -28,13 +29,15 @@ STUB_MODULE = "course_lib._withheld"
 STUB = '''"""What the grader put in place of the course's code for the graded functions (see course_lib.grading.view)."""
 
 
+NOT_AVAILABLE = %r
+
+
 class NotAvailableWhileGrading(RuntimeError):
     pass
 
 
 def refuse(name):
-    raise NotAvailableWhileGrading(f"{name} is not available while grading: it does the job of a function you are "
-                                   f"graded on. Write it yourself.")
+    raise NotAvailableWhileGrading(NOT_AVAILABLE.format(name=name))
 
 
 class _Refusing(type):
@@ -73,7 +76,7 @@ def build(folder: Path, withheld: set[str]) -> Path:
         names = {dotted.rpartition(".")[2] for dotted in withheld if dotted.rpartition(".")[0] == module}
         text = path.read_text(encoding="utf-8")
         out.write_text(strip(text, module, names) if names else text, encoding="utf-8")
-    (target / "_withheld.py").write_text(STUB, encoding="utf-8")
+    (target / "_withheld.py").write_text(STUB % NOT_AVAILABLE, encoding="utf-8")
     return folder
 
 

@@ -158,3 +158,43 @@ def test_a_diagnosis_whose_predicate_raises_is_skipped_not_raised():
                                                                     *checks.check_softmax.mistakes)})
     result = check.run(lambda x, axis=-1: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True))  # no shift
     assert not result.passed and "never said" not in result.message and "overflow" in result.message
+
+
+LEARNER_CALLS_THE_COURSE = '''
+from course_lib import llama
+import course_lib.numpy_attention as na
+import numpy as np
+
+def cached_attention(query, key, value):
+    return llama.cached_attention(query, key, value)
+
+def softmax(x, axis=-1):
+    return na.softmax(x, axis)
+
+def window_with_sinks_mask(length, window, sinks):
+    from course_lib.llama.model import bottom_right_mask  # withheld in exercise 10's sandbox too
+    return bottom_right_mask(length, length) & ~bottom_right_mask(length, length).tril(-window) | (
+        bottom_right_mask(length, length) & (np.arange(length) < sinks))
+
+def attention_scores(query, key):
+    return query @ np.swapaxes(key, -1, -2) / np.sqrt(query.shape[-1])
+'''
+
+
+@pytest.mark.parametrize("name, withheld", [("cached_attention", "course_lib.llama.model.cached_attention"),
+                                            ("softmax", "course_lib.numpy_attention.softmax"),
+                                            ("window_with_sinks_mask", "course_lib.llama.model.bottom_right_mask")])
+def test_a_notebook_function_that_calls_withheld_course_code_gets_the_graders_verdict(name, withheld):
+    """The grader takes the course's code for the exercise out of the sandbox; the check cell must not give
+    points that the grader then takes away."""
+    notebook = {"__name__": "__main__"}  # how a notebook's functions see their globals
+    exec(LEARNER_CALLS_THE_COURSE, notebook)
+    result = checks.CHECKS[name].run(notebook[name])
+    assert result.status == "not-available" and result.points == 0
+    assert f"calls the course's own code: {withheld} is not available while grading" in result.message
+
+
+def test_a_notebook_function_that_calls_no_withheld_code_is_judged_as_usual():
+    notebook = {"__name__": "__main__"}
+    exec(LEARNER_CALLS_THE_COURSE, notebook)
+    assert checks.CHECKS["attention_scores"].run(notebook["attention_scores"]).passed
