@@ -5,6 +5,8 @@ never meets an index error from deep inside a matrix product.
 """
 from __future__ import annotations
 
+import numbers
+
 from typing import Sequence
 
 
@@ -13,9 +15,10 @@ def _shape(x) -> tuple[int, ...]:
 
 
 def require_whole_numbers(smallest: int = 1, **counts) -> None:
-    """Raise unless every count is a whole number (an int, not a bool) >= ``smallest``, naming the first that is not."""
+    """Raise unless every count is a whole number (an int or a numpy integer, not a bool) >= ``smallest``, naming the
+    first that is not."""
     for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < smallest:
             wanted = "a positive whole number" if smallest == 1 else f"a whole number >= {smallest}"
             raise ValueError(f"{name} must be {wanted}, got {value!r}")
 

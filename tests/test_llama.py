@@ -367,3 +367,9 @@ def test_perplexity_with_sinks_recovers_most_of_what_a_window_alone_loses(model)
     window = llama.perplexity(model, ids, llama.masked(llama.window_with_sinks_mask(length, 32)))
     sinks = llama.perplexity(model, ids, llama.masked(llama.window_with_sinks_mask(length, 32, sinks=4)))
     assert full < sinks < window and (window - sinks) > 0.5 * (window - full)
+
+
+def test_window_with_sinks_mask_takes_numpy_whole_numbers():
+    """A length from a numpy computation is a whole number too (it was refused as 'not a whole number')."""
+    assert torch.equal(llama.window_with_sinks_mask(np.int64(6), np.int32(2), np.int64(1)),
+                       llama.window_with_sinks_mask(6, 2, 1))

@@ -116,8 +116,12 @@ def test_the_generation_view_names_the_step_and_bad_controls(record):
     assert f"followed by {record['pieces'][prompt.shape[1] + 2]!r}" in view["title"]
     with pytest.raises(ValueError, match="step must be in 0..5, got 6"):
         l10_capstone.generation_view(record, step=6)
-    with pytest.raises(ValueError, match="head must be in 0..8, got -1"):
+    with pytest.raises(ValueError, match="head must be a whole number >= 0, got -1"):
         l10_capstone.generation_view(record, head=-1)
+    with pytest.raises(ValueError, match="step must be a whole number >= 0, got 1.5"):
+        l10_capstone.generation_view(record, step=1.5)
+    with pytest.raises(ValueError, match="record must be what course_lib.llama.heads.record_generation returns"):
+        l10_capstone.generation_view({})
 
 
 def test_the_generation_explorer_starts_at_its_defaults_and_every_control_changes_the_picture(record):

@@ -13,14 +13,18 @@ import numpy as np
 
 from course_lib import measure
 from course_lib.plots import set_bars, weight_bars
+from course_lib.validation import require_whole_numbers
 from course_lib.widgets.figures import interactive_figure, new_figure
 
 
 def generation_view(record: dict, step: int = 0, layer: int = 0, head: int = 0) -> dict:
     """What step ``step`` of a recorded generation shows for (layer, head): the weights (S,) of the newest token
     over the S tokens so far, their texts, the cache's size at every step and a title."""
+    if not isinstance(record, dict) or not record.get("weights") or "pieces" not in record:
+        raise ValueError("record must be what course_lib.llama.heads.record_generation returns (with at least one step)")
     steps = len(record["weights"])
     layers, heads, _ = record["weights"][0].shape
+    require_whole_numbers(0, step=step, layer=layer, head=head)
     for name, value, count in (("step", step, steps), ("layer", layer, layers), ("head", head, heads)):
         if not 0 <= value < count:
             raise ValueError(f"{name} must be in 0..{count - 1}, got {value}")
