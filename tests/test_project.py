@@ -66,3 +66,22 @@ def test_ci_runs_the_readme_test_command_and_nothing_else():
     tools = ("bubblewrap", "bwrap", "chromium", "missing")  # (the browser tests) and the list of those missing
     assert not setup or all((any(tool in line for tool in tools) or line in ("else", "fi")
                              or line.startswith(("if ", "apt-get"))) for line in setup), setup
+
+
+def test_the_readmes_example_verdict_is_what_the_check_prints():
+    """The README shows a learner the verdict of a softmax over the wrong axis: it must be the check's own words."""
+    import re
+
+    import numpy as np
+
+    from course_lib import checks
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"read its verdict:\n\n```\n(.*?)\n```", readme, re.S).group(1)
+
+    def softmax(x, axis=-1):
+        e = np.exp(x - x.max(axis=0, keepdims=True))  # the mistake: axis 0, whatever axis says
+        return e / e.sum(axis=0, keepdims=True)
+
+    printed = checks.CHECKS["softmax"].run(softmax).message
+    assert " ".join(shown.split()) == " ".join(printed.split())
