@@ -24,7 +24,11 @@ from course_lib.multihead import grouped_query_attention
 from course_lib.positional import apply_rope_rotate_half
 
 QUESTION = "What is the capital of France?"
-LOGIT_TOLERANCE = 1e-4  # float32 through 30 layers: different summation orders differ by about 1e-5
+LOGIT_TOLERANCE = 1e-4  # against the independent reference: the top-10 logits differed by at most 2.7e-5
+# Another attention in every layer adds the same numbers in another order, 30 layers deep: on the course's machine
+# the hooks of lesson 10 (which prints them) differed from torch's kernel by 7e-5 to 9.1e-5 on the chat prompt;
+# 3e-4 leaves room for other BLAS builds, and a real mistake (a top-left mask) is off by more than 1.
+HOOK_TOLERANCE = 3e-4
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +247,7 @@ def test_the_model_in_hugging_faces_layout_gives_the_same_logits(model, prompt):
         expected = model(prompt)  # (1, T, vocab)
         reordered = llama_model.in_rotate_half_layout(model)(prompt)  # (1, T, vocab)
         not_reordered = llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: w)(prompt)
-    assert (reordered - expected).abs().max() < LOGIT_TOLERANCE
+    assert (reordered - expected).abs().max() < HOOK_TOLERANCE
     assert (not_reordered - expected).abs().max() > 1.0
     with pytest.raises(ValueError, match="the rows move, the shape and dtype stay"):
         llama_model.in_rotate_half_layout(model, reorder=lambda w, heads: w[:-1])
@@ -262,7 +266,7 @@ def test_a_reorder_that_edits_its_input_in_place_leaves_the_model_as_it_was(mode
         before = model(prompt)  # (1, T, vocab)
         reordered = llama_model.in_rotate_half_layout(model, reorder=in_place)(prompt)
         assert torch.equal(model(prompt), before)
-    assert (reordered - before).abs().max() < LOGIT_TOLERANCE
+    assert (reordered - before).abs().max() < HOOK_TOLERANCE
 
 
 def _course_sdpa(query, key, value, attn_mask=None, is_causal=False):
@@ -278,7 +282,7 @@ def test_your_attention_in_every_layer_gives_torchs_logits(model, prompt, attent
     with torch.inference_mode():
         expected = model(prompt)  # (1, T, vocab), torch's fused kernel
         got = model(prompt, attention=attention, grouped=grouped)
-    assert (got - expected).abs().max() < LOGIT_TOLERANCE
+    assert (got - expected).abs().max() < HOOK_TOLERANCE
     assert torch.equal(got.argmax(-1), expected.argmax(-1))
 
 
@@ -298,7 +302,7 @@ def test_several_tokens_after_a_cache_need_bottom_right_alignment(model, prompt)
             cache = llama.KVCache(model.config.num_layers)
             model(prompt[:, :-5], cache=cache)
             results[causal] = model(prompt[:, -5:], cache=cache, causal=causal)  # (1, 5, vocab)
-    assert (results["bottom-right"] - full).abs().max() < LOGIT_TOLERANCE
+    assert (results["bottom-right"] - full).abs().max() < HOOK_TOLERANCE
     assert (results["top-left"] - full).abs().max() > 1.0
 
 
@@ -373,3 +377,11 @@ def test_window_with_sinks_mask_takes_numpy_whole_numbers():
     """A length from a numpy computation is a whole number too (it was refused as 'not a whole number')."""
     assert torch.equal(llama.window_with_sinks_mask(np.int64(6), np.int32(2), np.int64(1)),
                        llama.window_with_sinks_mask(6, 2, 1))
+
+
+@pytest.mark.parametrize("mask", [torch.ones(4, 4).tril(), torch.ones(4, 4, dtype=torch.long).tril(), [[True]]])
+def test_masked_names_a_mask_that_is_not_bool(mask):
+    """torch adds a float mask to the scores: a 0/1 float window would hide nothing and look better than full
+    attention (found by a learner's walkthrough), so only booleans are taken."""
+    with pytest.raises(ValueError, match=r"mask must be a \(T, T\) bool tensor"):
+        llama.masked(mask)

@@ -14,7 +14,7 @@ from course_lib import cost, llama
 from course_lib.llama import heads
 from course_lib.widgets import l10_capstone
 
-LOGIT_TOLERANCE = 1e-4  # as in tests/test_llama.py: float32 through 30 layers
+HOOK_TOLERANCE = 3e-4  # as in tests/test_llama.py: another attention in 30 float32 layers
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_recorded_weights_are_causal_distributions_and_give_torchs_logits(model)
     with torch.inference_mode():
         recorded = model(ids, attention=heads.recording(store))  # (1, T, vocab)
         expected = model(ids)  # (1, T, vocab)
-    assert (recorded - expected).abs().max() < LOGIT_TOLERANCE
+    assert (recorded - expected).abs().max() < HOOK_TOLERANCE
     assert len(store) == model.config.num_layers
     weights = torch.stack(store)  # (L, 1, H, T, T)
     assert weights.shape == (model.config.num_layers, 1, model.config.num_heads, length, length)

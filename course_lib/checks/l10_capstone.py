@@ -56,6 +56,30 @@ def _unscaled(query, key, value):
     return _attend_where(query * query.shape[-1] ** 0.5, key, value, lambda i, j, offset: j <= i + offset)
 
 
+def _value_scaled(query, key, value):
+    return _attend_where(query * (query.shape[-1] / value.shape[-1]) ** 0.5, key, value,
+                         lambda i, j, offset: j <= i + offset)  # scores / sqrt(Dv) instead of / sqrt(D)
+
+
+def _multiplied_by_mask(query, key, value):
+    import torch
+
+    scores = query @ key.transpose(-2, -1) / query.shape[-1] ** 0.5  # (..., T, S)
+    num_queries, num_keys = scores.shape[-2:]
+    allowed = torch.ones(num_queries, num_keys, dtype=torch.bool).tril(num_keys - num_queries)  # (T, S)
+    return torch.softmax(scores * allowed, dim=-1) @ value  # hidden scores set to 0, not -inf: still weighted
+
+
+def _softmax_over_queries(query, key, value):
+    import torch
+
+    scores = query @ key.transpose(-2, -1) / query.shape[-1] ** 0.5  # (..., T, S)
+    num_queries, num_keys = scores.shape[-2:]
+    hidden = ~torch.ones(num_queries, num_keys, dtype=torch.bool).tril(num_keys - num_queries)  # (T, S)
+    weights = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-2)  # (..., T, S): columns sum to 1
+    return weights.nan_to_num(0.0) @ value
+
+
 def _on_a_cache(simulator):
     """``like(simulator)`` on the cases with a cache and several new tokens, where the alignments differ."""
 
@@ -95,6 +119,14 @@ check_cached_attention = Check(
         Mistake("the mask is reversed: a new token sees the keys up to its own position (the past), j <= S - T + i; "
                 "yours lets it see the keys from its position on.", like(_reversed)),
         Mistake("the scores are not scaled by 1/√D (D = query.shape[-1]).", like(_unscaled)),
+        Mistake("the scores are scaled by 1/√Dv, the values' size; the scale is 1/√D, D = query.shape[-1], the size "
+                "of the vectors whose dot products the scores are. (In SmolLM2 D = Dv = 64, so the model cannot tell.)",
+                like(_value_scaled)),
+        Mistake("the mask multiplies the scores: a hidden score becomes 0, not -inf, and softmax still gives it "
+                "weight (e^0 = 1). Fill hidden scores with -inf (masked_fill) before the softmax.",
+                like(_multiplied_by_mask)),
+        Mistake("the softmax runs over the queries (dim=-2): each new token's weights over the keys must sum to 1, "
+                "so softmax over the last axis, dim=-1.", like(_softmax_over_queries)),
     ),
     error_hints=(
         (_square_mask_error,
@@ -137,6 +169,7 @@ _sinks_ahead = _window_simulator(lambda i, j, w, s: ((j <= i) & (j > i - w)) | (
 _no_sinks = _window_simulator(lambda i, j, w, s: (j <= i) & (j > i - w))
 _window_both_ways = _window_simulator(lambda i, j, w, s: ((i - j).abs() < w) | ((j < s) & (j <= i)))
 _own_token_left_out = _window_simulator(lambda i, j, w, s: ((j < i) & (j >= i - w)) | ((j < s) & (j < i)))
+_one_sink_too_many = _window_simulator(lambda i, j, w, s: ((j <= i) & (j > i - w)) | ((j <= s) & (j <= i)))
 _window_reversed = _window_simulator(lambda i, j, w, s: ~(((j <= i) & (j > i - w)) | ((j < s) & (j <= i))))
 
 
@@ -159,6 +192,8 @@ check_window_with_sinks_mask = Check(
         Mistake("each token must see itself: the window is the `window` latest tokens up to and including i "
                 "(i - window < j <= i), not the ones before it.", like(_own_token_left_out)),
         Mistake("the meaning is reversed: True = may attend (inside the window, or a sink).", like(_window_reversed)),
+        Mistake("one sink too many: the first `sinks` tokens are j = 0 .. sinks - 1, so j < sinks, not j <= sinks.",
+                like(_one_sink_too_many)),
     ),
     what="Boolean (T, T): token i sees keys i - window < j <= i and the first `sinks` tokens up to itself; "
          "windows of one token and wider than the text, no sinks, more sinks than the window.",
@@ -204,6 +239,12 @@ def _unchanged(weight, num_heads):
     return weight
 
 
+def _second_members_first(weight, num_heads):
+    rows, columns = weight.shape
+    pairs = weight.reshape(num_heads, rows // num_heads // 2, 2, columns)  # (H, D/2, 2, in)
+    return pairs.flip(2).transpose(1, 2).reshape(rows, columns)  # the second members of the pairs first
+
+
 def _view_after_transpose(case, error) -> bool:
     return "view size is not compatible" in str(error)
 
@@ -222,9 +263,13 @@ check_rotate_half_order = Check(
                 "so first split the rows into heads: reshape(num_heads, D/2, 2, in).", like(_across_heads)),
         Mistake("you reordered the columns (the model's input features); RoPE pairs the output features, the rows "
                 "(heads * D, in) of the query and key projections.", like(_columns_reordered)),
-        Mistake("the rows are still in the GGUF's interleaved order: pair members (2i, 2i + 1) side by side. "
-                "Hugging Face's order puts every head's first members first (row i) and the second ones after "
-                "them (row i + D/2).", like(_unchanged)),
+        Mistake("your answer equals the input: no row moved (was D computed from the columns, or the reordering's "
+                "result not returned?). The rows are still in the GGUF's interleaved order, pair members (2i, 2i + 1) "
+                "side by side; Hugging Face's order puts every head's first members first (row i) and the second ones "
+                "after them (row i + D/2).", like(_unchanged)),
+        Mistake("the halves are swapped: each head must start with the first members of its pairs (the GGUF's rows "
+                "0, 2, 4, ...) and end with the second members (1, 3, 5, ...), not the other way round.",
+                like(_second_members_first)),
     ),
     error_hints=(
         (_view_after_transpose,

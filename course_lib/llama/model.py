@@ -82,7 +82,14 @@ def window_with_sinks_mask(length: int, window: int, sinks: int = 0) -> torch.Te
 
 
 def masked(mask: torch.Tensor) -> Callable:
-    """An attention hook that applies ``mask`` (T, T) in every layer, whatever the model asks (no cache)."""
+    """An attention hook that applies ``mask`` (T, T) in every layer, whatever the model asks (no cache).
+
+    The mask must be boolean (True = may attend): torch adds a float mask to the scores as a bias, so a 0/1
+    float mask would hide nothing, silently."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
+        described = f"a {mask.dtype} tensor of shape {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a (T, T) bool tensor, True where a token may attend, got {described} (a float "
+                         f"mask would be added to the scores as a bias and hide nothing)")
 
     def attention(query, key, value, attn_mask=None, is_causal=False):
         return torch_attention(query, key, value, attn_mask=mask)  # (B, H, T, D)

@@ -64,6 +64,26 @@ def cached_with_weights(query, key, value):
     return out, None
 
 
+def cached_scaled_by_value_size(query, key, value):
+    T, S = query.shape[-2], key.shape[-2]
+    scores = query @ key.transpose(-2, -1) / math.sqrt(value.shape[-1])  # (..., T, S)
+    allowed = torch.ones(T, S, dtype=torch.bool).tril(S - T)
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ value
+
+
+def cached_mask_multiplied(query, key, value):
+    T, S = query.shape[-2], key.shape[-2]
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    return torch.softmax(scores * torch.ones(T, S).tril(S - T), dim=-1) @ value
+
+
+def cached_softmax_over_queries(query, key, value):
+    T, S = query.shape[-2], key.shape[-2]
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    weights = torch.softmax(scores.masked_fill(~torch.ones(T, S, dtype=torch.bool).tril(S - T), -1e9), dim=-2)
+    return weights @ value
+
+
 # cached_attention: right ------------------------------------------------------------------------------------
 
 def cached_token_by_token(query, key, value):
@@ -127,6 +147,11 @@ def window_as_floats(length, window, sinks):
     return torch.zeros(length, length).masked_fill(~seen, float("-inf"))
 
 
+def window_sinks_inclusive(length, window, sinks):
+    i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    return ((j <= i) & (j > i - window)) | ((j <= sinks) & (j <= i))
+
+
 # window_with_sinks_mask: right ------------------------------------------------------------------------------
 
 def window_by_loops(length, window, sinks):
@@ -171,6 +196,19 @@ def reorder_with_view(weight, num_heads):
     return weight.view(num_heads, rows // num_heads // 2, 2, columns).transpose(1, 2).view(rows, columns)
 
 
+def reorder_second_members_first(weight, num_heads):
+    head_dim = weight.shape[0] // num_heads
+    per_head = weight.reshape(num_heads, head_dim, -1)  # (H, D, in)
+    return torch.cat([per_head[:, 1::2], per_head[:, 0::2]], dim=1).reshape(weight.shape)
+
+
+def reorder_head_dim_from_columns(weight, num_heads):
+    """D taken from the wrong axis: with one pair per 'head' the reordering moves nothing."""
+    rows, columns = weight.shape
+    head_dim = 2
+    return weight.reshape(rows // head_dim, head_dim // 2, 2, columns).transpose(1, 2).reshape(rows, columns)
+
+
 # rotate_half_order: right -----------------------------------------------------------------------------------
 
 def reorder_by_index(weight, num_heads):
@@ -196,6 +234,9 @@ WRONG = [
     ("cached_attention", cached_unscaled, "not scaled by 1/√D"),
     ("cached_attention", cached_square_mask, "The mask is (T, S), T new queries against all S keys"),
     ("cached_attention", cached_with_weights, "output: expected a torch tensor, got a tuple of length 2"),
+    ("cached_attention", cached_scaled_by_value_size, "scaled by 1/√Dv, the values' size"),
+    ("cached_attention", cached_mask_multiplied, "the mask multiplies the scores"),
+    ("cached_attention", cached_softmax_over_queries, "the softmax runs over the queries"),
     ("window_with_sinks_mask", window_lesson_07, "this is lesson 07's causal window"),
     ("window_with_sinks_mask", window_sinks_ahead, "the first tokens see sink tokens ahead of them"),
     ("window_with_sinks_mask", window_without_sinks, "the sinks are missing"),
@@ -203,10 +244,13 @@ WRONG = [
     ("window_with_sinks_mask", window_before_itself, "each token must see itself"),
     ("window_with_sinks_mask", window_as_hidden, "the meaning is reversed"),
     ("window_with_sinks_mask", window_as_floats, "bool"),
+    ("window_with_sinks_mask", window_sinks_inclusive, "one sink too many"),
     ("rotate_half_order", reorder_llama_cpp_permute, "this is llama.cpp's own permutation"),
     ("rotate_half_order", reorder_across_heads, "you reordered the pairs across the whole matrix"),
     ("rotate_half_order", reorder_columns, "you reordered the columns"),
-    ("rotate_half_order", reorder_nothing, "the rows are still in the GGUF's interleaved order"),
+    ("rotate_half_order", reorder_nothing, "your answer equals the input: no row moved"),
+    ("rotate_half_order", reorder_head_dim_from_columns, "your answer equals the input: no row moved"),
+    ("rotate_half_order", reorder_second_members_first, "the halves are swapped"),
     ("rotate_half_order", reorder_with_view, "use .reshape"),
 ]
 
