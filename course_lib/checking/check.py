@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from course_lib.checking.comparing import close, describe_type, first_difference, structure_problem, to_numpy
+from course_lib.checking.comparing import (close, describe_type, first_difference, precision_lost, structure_problem,
+                                          to_numpy)
 from course_lib.checking.lending import (learners_namespace, lent_functions, notes_on_lent, standing_in,
                                         withheld_with)
 from course_lib.checking.library import NOT_AVAILABLE, course_code_used, library_message, library_used
@@ -94,8 +95,8 @@ class Check:
         else:
             gots = (got,)
         # 1) the right kind of value, 2) the right values, 3) else the most specific diagnosis we have
-        for spec, have in zip(self.outputs, gots):
-            problem = structure_problem(have, spec)
+        for spec, want, have in zip(self.outputs, expected, gots):
+            problem = structure_problem(have, spec) or precision_lost(case, want, have, spec)
             if problem:
                 return problem
         if all(close(want, have) for want, have in zip(expected, gots)):

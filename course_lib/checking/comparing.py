@@ -98,6 +98,21 @@ def structure_problem(got, spec: Output) -> str | None:
     return None
 
 
+def precision_lost(case: Case, want, got, spec: Output) -> str | None:
+    """Why a torch answer to float64 inputs came back in a lower precision (a .float() or a float32 constant
+    inside), or None. Within the tolerance it would pass, yet it halves the precision of float64 work. (Numpy
+    lessons may compute in float32 on purpose, to save memory: only torch answers are held to this.)"""
+    if spec.kind != "torch" or spec.dtype != "float" or not hasattr(got, "dtype") or not hasattr(want, "dtype"):
+        return None
+    inputs = [arg for arg in (*case.args, *case.kwargs.values()) if hasattr(arg, "dtype") and hasattr(arg, "detach")]
+    if not inputs or any(str(arg.dtype) != "torch.float64" for arg in inputs if arg.is_floating_point()):
+        return None
+    if str(want.dtype) == "torch.float64" and got.is_floating_point() and str(got.dtype) != "torch.float64":
+        return (f"{spec.name}: the inputs are float64 and your answer is {got.dtype}: keep the input's dtype (no "
+                f".float() or float32 constants inside), so that float64 work keeps its precision.")
+    return None
+
+
 def first_difference(expected, got) -> str:
     """Where and by how much two same-shaped arrays differ, in a sentence."""
     expected, got = to_numpy(expected).astype(np.float64), to_numpy(got).astype(np.float64)

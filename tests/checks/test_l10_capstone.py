@@ -84,6 +84,13 @@ def cached_softmax_over_queries(query, key, value):
     return weights @ value
 
 
+def cached_in_float32(query, key, value):
+    """Everything cast to float32 'to be safe': a float64 case comes back at half the precision."""
+    query, key, value = query.float(), key.float(), value.float()
+    T, S = query.shape[-2], key.shape[-2]
+    return masked_softmax_attention(query, key, value, torch.ones(T, S, dtype=torch.bool).tril(S - T))
+
+
 # cached_attention: right ------------------------------------------------------------------------------------
 
 def cached_token_by_token(query, key, value):
@@ -209,6 +216,12 @@ def reorder_head_dim_from_columns(weight, num_heads):
     return weight.reshape(rows // head_dim, head_dim // 2, 2, columns).transpose(1, 2).reshape(rows, columns)
 
 
+def reorder_in_float32(weight, num_heads):
+    rows, columns = weight.shape
+    pairs = weight.float().reshape(num_heads, rows // num_heads // 2, 2, columns)
+    return pairs.transpose(1, 2).reshape(rows, columns)
+
+
 # rotate_half_order: right -----------------------------------------------------------------------------------
 
 def reorder_by_index(weight, num_heads):
@@ -237,6 +250,7 @@ WRONG = [
     ("cached_attention", cached_scaled_by_value_size, "scaled by 1/√Dv, the values' size"),
     ("cached_attention", cached_mask_multiplied, "the mask multiplies the scores"),
     ("cached_attention", cached_softmax_over_queries, "the softmax runs over the queries"),
+    ("cached_attention", cached_in_float32, "the inputs are float64 and your answer is torch.float32"),
     ("window_with_sinks_mask", window_lesson_07, "this is lesson 07's causal window"),
     ("window_with_sinks_mask", window_sinks_ahead, "the first tokens see sink tokens ahead of them"),
     ("window_with_sinks_mask", window_without_sinks, "the sinks are missing"),
@@ -251,6 +265,7 @@ WRONG = [
     ("rotate_half_order", reorder_nothing, "your answer equals the input: no row moved"),
     ("rotate_half_order", reorder_head_dim_from_columns, "your answer equals the input: no row moved"),
     ("rotate_half_order", reorder_second_members_first, "the halves are swapped"),
+    ("rotate_half_order", reorder_in_float32, "the inputs are float64 and your answer is torch.float32"),
     ("rotate_half_order", reorder_with_view, "use .reshape"),
 ]
 
