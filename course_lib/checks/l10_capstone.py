@@ -6,6 +6,8 @@ Tests: tests/checks/test_l10_capstone.py.
 """
 from __future__ import annotations
 
+import functools
+
 from course_lib.checking import Case, Check, Mistake, Output, like
 from course_lib.checks._common import COURSE_ATTENTION, TORCH_ATTENTION, attention_where, tensor, torch_shape_error
 
@@ -149,7 +151,8 @@ def _window_cases(rng):
     a window wider than the text, more sinks than the window, and a random one."""
     sizes = ((8, 3, 2), (10, 4, 0), (6, 1, 1), (5, 10, 0), (9, 2, 4),
              (int(rng.integers(10, 20)), int(rng.integers(2, 6)), int(rng.integers(1, 4))))
-    return [Case(f"length={n}, window={window}, sinks={sinks}", (n, window, sinks)) for n, window, sinks in sizes]
+    return [*(Case(f"length={n}, window={window}, sinks={sinks}", (n, window, sinks)) for n, window, sinks in sizes),
+            Case("lesson 10's story in SmolLM2: length=494, window=32, sinks=4", (494, 32, 4))]
 
 
 def _window_where(length, window, sinks, allowed):
@@ -196,7 +199,8 @@ check_window_with_sinks_mask = Check(
                 like(_one_sink_too_many)),
     ),
     what="Boolean (T, T): token i sees keys i - window < j <= i and the first `sinks` tokens up to itself; "
-         "windows of one token and wider than the text, no sinks, more sinks than the window.",
+         "windows of one token and wider than the text, no sinks, more sinks than the window, and lesson 10's "
+         "story with a window of 32 and 4 sinks.",
     withholds=("course_lib.sparse.sliding_window_mask", "course_lib.llama.model.bottom_right_mask"),
 )
 
@@ -214,9 +218,30 @@ def _reorder_cases(rng):
         Case("2 heads of 6 features, 4 inputs: (12, 4)", (_rows(rng, 2, 6, 4), 2)),
         Case("3 heads of 8 features, 6 inputs: (24, 6)", (_rows(rng, 3, 8, 6), 3)),
         Case("1 head of 10 features, 2 inputs: (10, 2)", (_rows(rng, 1, 10, 2), 1)),
-        Case("SmolLM2's key rows: 3 heads of 64 features, 576 inputs, float64",
+        Case("rows of SmolLM2's size: 3 heads of 64 features, 576 inputs, float64",
              (_rows(rng, 3, 64, 576, dtype="float64"), 3)),
+        *_smollm2_cases(),
     ]
+
+
+def _smollm2_cases():
+    """SmolLM2's own query and key rows of layer 0, as the GGUF stores them, when the model is on this machine."""
+    rows = _smollm2_rows()
+    return [Case(f"SmolLM2's layer 0 {what} rows from the GGUF: {heads} heads, shape ({heads * 64}, 576)",
+                 (rows[name].clone(), heads))  # a copy per case: a learner's in-place edit must not last
+            for what, name, heads in (("key", "blk.0.attn_k.weight", 3), ("query", "blk.0.attn_q.weight", 9))
+            if name in rows]
+
+
+@functools.lru_cache(maxsize=1)
+def _smollm2_rows() -> dict:
+    from course_lib.llama import files, weights
+
+    try:
+        path = files.model_path()
+    except FileNotFoundError:
+        return {}
+    return weights.read_tensors(path, ("blk.0.attn_k.weight", "blk.0.attn_q.weight"))  # about 2 s, once
 
 
 def _llama_cpp_permute(weight, num_heads):
@@ -277,7 +302,7 @@ check_rotate_half_order = Check(
          "(or .contiguous().view)."),
     ),
     what="Each head's rows from the GGUF's interleaved pairs to Hugging Face's rotate-half order: 1, 2 and 3 "
-         "heads, SmolLM2's key size, float64.",
+         "heads, float64, and SmolLM2's own layer-0 query and key rows as its GGUF stores them.",
     withholds=("course_lib.llama.model.in_rotate_half_layout",),
 )
 

@@ -66,17 +66,29 @@ def read_config(reader) -> Config:
     )
 
 
+def read_tensors(path: Path, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Some tensors of a GGUF file, by name, as float32 (without decoding the rest)."""
+    from gguf import GGUFReader
+
+    found = {tensor.name: _decoded(tensor) for tensor in GGUFReader(str(path)).tensors if tensor.name in names}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise KeyError(f"the GGUF file {path} has no tensor {', '.join(map(repr, missing))}")
+    return found
+
+
+def _decoded(tensor) -> torch.Tensor:
+    from gguf.quants import dequantize
+
+    decode = DEQUANTIZERS.get(tensor.tensor_type.name)
+    values = decode(tensor.data) if decode else dequantize(tensor.data, tensor.tensor_type)  # (out, in) or (n,)
+    return torch.from_numpy(np.array(values, dtype=np.float32))  # a copy: the file is read-only
+
+
 def read_weights(reader) -> dict[str, torch.Tensor]:
     """Every tensor of the file, by its GGUF name, as float32: matrices (out, in), vectors (n,). Q4_1 and Q8_0
     (all of SmolLM2's matrices) are decoded by :mod:`course_lib.llama.quantized`, anything else by ``gguf``."""
-    from gguf.quants import dequantize
-
-    weights = {}
-    for tensor in reader.tensors:
-        decode = DEQUANTIZERS.get(tensor.tensor_type.name)
-        values = decode(tensor.data) if decode else dequantize(tensor.data, tensor.tensor_type)  # (out, in) or (n,)
-        weights[tensor.name] = torch.from_numpy(np.array(values, dtype=np.float32))  # a copy: the file is read-only
-    return weights
+    return {tensor.name: _decoded(tensor) for tensor in reader.tensors}
 
 
 def read(path: Path) -> tuple[Config, dict[str, torch.Tensor], object]:

@@ -279,3 +279,16 @@ RIGHT = [
 ]
 
 test_typical_mistake_fails_with_its_diagnosis, test_correct_solution_written_differently_passes = fixture_tests(WRONG, RIGHT)
+
+
+def test_the_reordering_is_checked_on_smollm2s_own_rows_and_the_window_on_the_lessons_story():
+    """Besides small made-up cases, the checks use what the model runs on (the model is on every machine that
+    ran set-up, so the test suite's too)."""
+    import numpy as np
+
+    from course_lib import checks
+
+    labels = [case.label for case in checks.CHECKS["rotate_half_order"].make_cases(np.random.default_rng(0))]
+    assert sum("SmolLM2's layer 0" in label for label in labels) == 2
+    labels = [case.label for case in checks.CHECKS["window_with_sinks_mask"].make_cases(np.random.default_rng(0))]
+    assert any("length=494, window=32, sinks=4" in label for label in labels)
