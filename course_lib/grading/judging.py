@@ -101,7 +101,7 @@ def catalogue(folder: Path = SOLUTIONS) -> dict[str, Exercise]:
             if cell.cell_type != "code" or is_check_cell(cell):
                 continue
             try:
-                tree = ast.parse(source_analysis.python_of(cell.source))
+                tree = source_analysis.parse(source_analysis.python_of(cell.source))
             except SyntaxError:
                 continue
             imports += [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import course_lib
 from course_lib.checking.library import NOT_AVAILABLE
+from course_lib.grading.sources import parse
 
 ABSENT = {"course_lib.checks": '''"""Not available while grading: the grader runs the checks itself, outside your notebook."""
 
@@ -82,18 +83,18 @@ def build(folder: Path, withheld: set[str]) -> Path:
 
 def strip(text: str, module: str, names: set[str]) -> str:
     """``text`` with the top-level functions and classes in ``names`` replaced by stubs that refuse to run."""
-    tree = ast.parse(text)
+    tree = parse(text)
     missing = set(names)
     body = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
             missing.discard(node.name)
-            refusal = ast.parse(f"import {STUB_MODULE}\n{STUB_MODULE}.refuse({module + '.' + node.name!r})").body
+            refusal = parse(f"import {STUB_MODULE}\n{STUB_MODULE}.refuse({module + '.' + node.name!r})").body
             node.body, node.decorator_list = refusal, []
             node.returns = None
         elif isinstance(node, ast.ClassDef) and node.name in names:
             missing.discard(node.name)
-            node = ast.parse(f"import {STUB_MODULE}\n{node.name} = {STUB_MODULE}.withheld_class("
+            node = parse(f"import {STUB_MODULE}\n{node.name} = {STUB_MODULE}.withheld_class("
                              f"{module + '.' + node.name!r})").body
         body.extend(node if isinstance(node, list) else [node])
     if missing:
