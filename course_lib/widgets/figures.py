@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 CSS_DPI = 80  # pixels of the page per inch of figure: the size an explorer is shown at
 RENDER_SCALE = 2  # the PNG has twice as many pixels, so text stays sharp on a projector or a HiDPI screen
-SLIDER_WIDTH = "360px"  # description + a track of at least 150 px + the readout
+SLIDER_WIDTH = "360px"  # description + track + readout: the track stays over 110 px beside the longest description
 SLIDERS = ("IntSlider", "FloatSlider", "FloatLogSlider", "IntRangeSlider", "FloatRangeSlider",
            "SelectionSlider", "SelectionRangeSlider")
 

@@ -40,7 +40,7 @@ def positions_explorer(num_positions: int = 64, dim: int = 64):
     (curve,) = right.plot(view["similarity"])
     point = right.plot([0], [0], "o", color="tab:orange")[0]
     right.set_xlabel("position")
-    right.set_ylabel("dot product with position a")
+    right.set_ylabel("dot product with position a", labelpad=12)  # clear of the left plot's colorbar label
     left.set_title("features"), right.set_title("a·b")  # placeholders, so that the layout leaves room
 
     def update(position_a, position_b, band):

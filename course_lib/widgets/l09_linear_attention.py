@@ -41,7 +41,7 @@ def recurrent_state_view(tokens_seen: int = 1, num_tokens: int = 16, head_dim: i
             "weights": weights.numpy(), "error": float((weights @ values[:tokens_seen] - output).abs().max()),
             "state_numbers": np.full(num_tokens, head_dim * head_dim + head_dim),  # (T,): U and z, fixed
             "cache_numbers": 2 * head_dim * tokens,  # (T,): a key and a value per token
-            "title": f"after token {tokens_seen}: state U ({head_dim}×{head_dim}) and z ({head_dim})"}
+            "title": f"after token {tokens_seen}: state U ({head_dim}×{head_dim}), the sum of φ(k) vᵀ"}
 
 
 def recurrent_state_explorer(num_tokens: int = 16, head_dim: int = 4, seed: int = 0):

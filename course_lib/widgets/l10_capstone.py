@@ -34,7 +34,7 @@ def generation_view(record: dict, step: int = 0, layer: int = 0, head: int = 0) 
     strongest = int(weights.argmax())
     return {
         "weights": weights, "pieces": pieces[:length], "cache_bytes": record["cache_bytes"],
-        "title": f"step {step}: {pieces[length - 1]!r} looks at {length} tokens (most at {pieces[strongest]!r}, "
+        "title": f"step {step}: {pieces[length - 1]!r} looks at {length} tokens\n(most at {pieces[strongest]!r}, "
                  f"{weights[strongest]:.2f}) and is followed by {pieces[length]!r}",
         "cache_title": f"KV cache: {measure.format_bytes(record['cache_bytes'][step])} after {length} tokens",
     }
@@ -47,7 +47,7 @@ def generation_explorer(record: dict):
     steps = len(record["weights"])
     layers, heads, _ = record["weights"][0].shape
     longest = record["weights"][-1].shape[-1]
-    figure, (ax, cache_ax) = new_figure(2, width=5.0, height=3.6)
+    figure, (ax, cache_ax) = new_figure(2, width=6.0, height=4.0)
     bars = weight_bars(ax, np.zeros(longest), record["pieces"][:longest])
     ax.set_xlim(-0.5, longest - 0.5)
     cache_bars = cache_ax.bar(range(steps), np.asarray(record["cache_bytes"]) / 2**10, color="lightgray")
@@ -58,11 +58,14 @@ def generation_explorer(record: dict):
         view = generation_view(record, step, layer, head)
         length = len(view["weights"])
         set_bars(bars, np.pad(view["weights"], (0, longest - length)), highlight=length - 1)  # the newest: orange
-        ax.set_xticks(range(length), view["pieces"], rotation=90, fontsize=7)
-        ax.set_title(view["title"], fontsize=8)
+        ax.set_xticks(range(length), view["pieces"], rotation=90, fontsize=9)
+        for position, label in enumerate(ax.get_xticklabels()):  # the query's name marked: its bar is often near 0
+            label.set_color("tab:orange" if position == length - 1 else "black")
+            label.set_fontweight("bold" if position == length - 1 else "normal")
+        ax.set_title(view["title"], fontsize=10)
         for index, bar in enumerate(cache_bars):
             bar.set_color("tab:orange" if index <= step else "lightgray")
-        cache_ax.set_title(view["cache_title"], fontsize=8)
+        cache_ax.set_title(view["cache_title"], fontsize=10)
 
     update(step=steps - 1, layer=0, head=0)  # every token's name in place before the layout is fixed
     return interactive_figure(
