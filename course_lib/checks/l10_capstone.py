@@ -92,6 +92,10 @@ def _on_a_cache(simulator):
     return matches
 
 
+def _axis_out_of_range(case, error) -> bool:
+    return isinstance(error, IndexError) and "Dimension out of range" in str(error)
+
+
 def _square_mask_error(case, error) -> bool:
     """A (T, T) mask against (T, S) scores: a size mismatch that names both T and S."""
     num_queries, num_keys = case.args[0].shape[-2], case.args[1].shape[-2]
@@ -137,6 +141,9 @@ check_cached_attention = Check(
         (torch_shape_error,
          "query is (..., T, D) and key (..., S, D) with S >= T: transpose only key's last two axes, "
          "key.transpose(-2, -1), and make the mask (T, S)."),
+        (_axis_out_of_range,
+         "The inputs may have 2, 3 or 4 axes (..., T, D): count axes from the end, key.transpose(-2, -1) and "
+         "query.shape[-2], not transpose(2, 3) or shape[2]."),
     ),
     what="New token i, at position S - T + i, sees keys j <= S - T + i (bottom-right): several new tokens on a "
          "cache, one decoding step, no cache at all, heads, float64.",

@@ -91,6 +91,13 @@ def cached_in_float32(query, key, value):
     return masked_softmax_attention(query, key, value, torch.ones(T, S, dtype=torch.bool).tril(S - T))
 
 
+def cached_four_axes_only(query, key, value):
+    """Written for the model's (B, H, T, D) only: transpose(2, 3) fails on (T, D) and (B, T, D) inputs."""
+    T, S = query.shape[2], key.shape[2]
+    scores = query @ key.transpose(2, 3) / math.sqrt(query.shape[3])
+    return torch.softmax(scores.masked_fill(~torch.ones(T, S, dtype=torch.bool).tril(S - T), float("-inf")), -1) @ value
+
+
 # cached_attention: right ------------------------------------------------------------------------------------
 
 def cached_token_by_token(query, key, value):
@@ -251,6 +258,7 @@ WRONG = [
     ("cached_attention", cached_mask_multiplied, "the mask multiplies the scores"),
     ("cached_attention", cached_softmax_over_queries, "the softmax runs over the queries"),
     ("cached_attention", cached_in_float32, "the inputs are float64 and your answer is torch.float32"),
+    ("cached_attention", cached_four_axes_only, "The inputs may have 2, 3 or 4 axes"),
     ("window_with_sinks_mask", window_lesson_07, "this is lesson 07's causal window"),
     ("window_with_sinks_mask", window_sinks_ahead, "the first tokens see sink tokens ahead of them"),
     ("window_with_sinks_mask", window_without_sinks, "the sinks are missing"),
