@@ -312,3 +312,28 @@ def test_feedback_pages_show_code_as_code():
     page = reports.feedback_page(result)
     assert "<code>np.max(x, axis=axis, keepdims=True)</code>" in page
     assert "&lt;NameError&gt;" in page and "<NameError>" not in page  # escaped before code is marked up
+
+
+def test_a_file_hit_by_cpythons_ast_race_is_graded_again_and_any_other_grader_bug_is_reported(monkeypatch, tmp_path):
+    """CPython 3.11's spurious 'AST constructor recursion depth mismatch' (gh-106905) turned one notebook of a
+    fresh-clone run into grader-error; the grader grades such a file again. Any other bug is still reported."""
+    from course_lib.grading import submission
+
+    calls = []
+
+    def flaky(path, context):
+        calls.append(path)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=48, after=44)")
+        return {"status": "ok"}
+
+    monkeypatch.setattr(submission, "grade_submission", flaky)
+    assert submission.grade_safely(tmp_path / "a.ipynb", context=None) == {"status": "ok"} and len(calls) == 2
+
+    def broken(path, context):
+        raise SystemError("something else")
+
+    monkeypatch.setattr(submission, "grade_submission", broken)
+    (tmp_path / "b.ipynb").write_text("{}")
+    result = submission.grade_safely(tmp_path / "b.ipynb", context=type("C", (), {"options": FAST})())
+    assert result["status"] == "grader-error" and "SystemError: something else" in result["notes"][0]

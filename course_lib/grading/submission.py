@@ -318,15 +318,23 @@ def grade_submission(path: Path | str, options: Options | None = None, context: 
             context.close()
 
 
-def grade_safely(path: Path | str, context: Context) -> dict[str, Any]:
-    """:func:`grade_submission`, except that a bug in the grader costs one submission, not the whole batch."""
-    try:
-        return grade_submission(path, context=context)
-    except GraderError:
-        raise
-    except Exception as error:  # a grader bug: report it against this file and carry on
-        return not_graded(path, context.options.trusted, f"the grader failed on this file ({type(error).__name__}: "
-                                                         f"{error}); please report it with the notebook.")
+AST_RACE = "AST constructor recursion depth mismatch"  # CPython 3.11's gh-106905, seen under --jobs threads
+
+
+def grade_safely(path: Path | str, context: Context, tries: int = 3) -> dict[str, Any]:
+    """:func:`grade_submission`, except that a bug in the grader costs one submission, not the whole batch.
+    CPython 3.11 can raise a spurious SystemError ("AST constructor recursion depth mismatch", gh-106905) when
+    threads build ASTs at once; the grader's own parsing is serialised, and a file hit by it anyway is graded again."""
+    for attempt in range(tries):
+        try:
+            return grade_submission(path, context=context)
+        except GraderError:
+            raise
+        except Exception as error:  # a grader bug: report it against this file and carry on
+            if isinstance(error, SystemError) and AST_RACE in str(error) and attempt + 1 < tries:
+                continue
+            return not_graded(path, context.options.trusted, f"the grader failed on this file ({type(error).__name__}: "
+                                                             f"{error}); please report it with the notebook.")
 
 
 def not_graded(path: Path | str, trusted: bool, why: str) -> dict[str, Any]:
