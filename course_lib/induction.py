@@ -214,6 +214,7 @@ def _next_token_predictions(model: AttentionOnlyTransformer, tokens: torch.Tenso
 
 def accuracy_by_half(model: AttentionOnlyTransformer, tokens: torch.Tensor) -> dict[str, float]:
     """Next-token accuracy of the predictions made at positions in the first half and in the second half.
+    ``model`` is anything that maps tokens (B, T) to logits (B, T, V): the toy, or lesson 10's SmolLM2.
 
     The first half is random (right about 1/V of the time by luck); the second half can be copied.
     """

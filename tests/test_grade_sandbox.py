@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import attacks
-from course_lib.grading import batch, files, reports, sandbox
+from course_lib.grading import batch, class_page, files, reports, sandbox
 
 WHY = sandbox.unavailable()
 if WHY and os.environ.get("CI") == "true":
@@ -89,9 +89,14 @@ def test_the_batch_finished_with_every_report_and_no_secret_in_them(attack_batch
         assert attacks.RAW_HTML not in text, page.name
     for report in (out, json_path):
         assert attack_batch["canary"] not in report.read_text(encoding="utf-8")
-    with out.open(encoding="utf-8", newline="") as file:
-        cells = [cell for row in csv.reader(file) for cell in row]
-    assert cells and not [c for c in cells if c[:1] in ("=", "+", "-", "@")]  # '=1+2.ipynb' among them
+    report, gradebook = class_page.class_outputs(json_path)  # written at the end of the batch, from every result
+    text = report.read_text(encoding="utf-8")
+    assert attacks.leaked(text, attack_batch["folder"], attack_batch["canary"]) == [] and attacks.RAW_HTML not in text
+    for table in (out, gradebook):
+        assert attack_batch["canary"] not in table.read_text(encoding="utf-8")
+        with table.open(encoding="utf-8", newline="") as file:
+            cells = [cell for row in csv.reader(file) for cell in row]
+        assert cells and not [c for c in cells if c[:1] in ("=", "+", "-", "@")], table.name  # '=1+2.ipynb' among them
 
 
 def test_a_csv_cell_that_a_spreadsheet_would_run_is_neutralised():

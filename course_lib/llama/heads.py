@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from course_lib.attention import scaled_dot_product_attention
-from course_lib.induction import induction_score, previous_token_score, repeated_sequences
+from course_lib.induction import (accuracy_by_half, induction_score, loss_by_half, previous_token_score,
+                                  repeated_sequences)
 from course_lib.llama.model import Llama, torch_attention
 
 
@@ -118,18 +119,15 @@ def _without(heads: list[int]) -> Callable:
     return attention
 
 
-@torch.inference_mode()
 def copying_loss(model: Llama, tokens: torch.Tensor, attention=None) -> dict[str, float]:
-    """Mean next-token loss on repeated tokens (B, 2R) in the first copy (random: nothing to copy from) and
-    in the second (predictable by copying), and the share of the second copy predicted exactly."""
-    length = tokens.shape[1] // 2
-    logits = model(tokens, attention=attention)[:, :-1]  # (B, 2R - 1, vocab): position t predicts t + 1
-    targets = tokens[:, 1:]  # (B, 2R - 1)
-    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, 2R - 1)
-    second = slice(length, None)  # predictions made inside the second copy, whose target was seen before
-    correct = logits[:, second].argmax(dim=-1) == targets[:, second]  # (B, R - 1)
-    return {"first copy loss": float(losses[:, :length - 1].mean()), "second copy loss": float(losses[:, second].mean()),
-            "second copy accuracy": float(correct.float().mean())}
+    """Lesson 04's measures on repeated tokens (B, 2R), for SmolLM2 with ``attention`` in its layers: the mean
+    next-token loss in the first copy (random: nothing to copy from) and in the second (predictable by copying),
+    and the share of the second copy predicted exactly (:func:`course_lib.induction.loss_by_half`,
+    :func:`~course_lib.induction.accuracy_by_half`)."""
+    run = lambda ids: model(ids, attention=attention)  # (B, 2R, vocab), as lesson 04's toy model is called
+    losses, accuracy = loss_by_half(run, tokens), accuracy_by_half(run, tokens)
+    return {"first copy loss": losses["first"], "second copy loss": losses["second"],
+            "second copy accuracy": accuracy["second"]}
 
 
 @torch.inference_mode()
